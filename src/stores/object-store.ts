@@ -1,0 +1,346 @@
+/**
+ * The one generic Store: every adapter is a small `Backend`, and the policies — retries with
+ * jittered backoff, per-request timeouts, transparent compression, bounded concurrency, batching
+ * and range coalescing — are written once here.
+ */
+import pLimit, { type LimitFunction } from "p-limit";
+import { IntegrityError, StoreError } from "../errors.js";
+import type { Backend, ByteRange, StoredObject } from "./backend.js";
+import { runBatch } from "./batch.js";
+import {
+  coalesceRanges,
+  DEFAULT_COALESCE_GAP,
+  DEFAULT_MAX_REQUEST,
+  splitCoalesced,
+} from "./coalesce.js";
+import { compress, decompress, isCompression, isIdentityEncoding } from "./compression.js";
+import { isValidRange } from "./range.js";
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
+import type {
+  Batch,
+  BatchItem,
+  BatchOptions,
+  Compression,
+  ObjectInfo,
+  RangeQuery,
+  ReadOptions,
+  Store,
+  WriteOptions,
+} from "./types.js";
+
+export interface StoreOptions {
+  /** Requests in flight at once, for single calls and as the default for batches. */
+  concurrency?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Per-attempt timeout in ms; a timed-out attempt is retried. Default 60 000 (0 disables). */
+  timeoutMs?: number;
+  /** Compress every write with this method unless a call says otherwise. */
+  compress?: Compression;
+  level?: number;
+}
+
+/** What the store did, for tests, benchmarks and the CLI. */
+export interface StoreStats {
+  requests: number;
+  retries: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/** zarrita hands keys as absolute paths ("/zarr.json"); stores key objects without the slash. */
+export function normalizeKey(key: string): string {
+  let i = 0;
+  while (key.charCodeAt(i) === 47 /* "/" */) i++;
+  return i === 0 ? key : key.slice(i);
+}
+
+function toByteRange(range: RangeQuery): ByteRange {
+  if ("suffixLength" in range) return { suffixLength: range.suffixLength };
+  return { offset: range.offset, length: range.length };
+}
+
+export class ObjectStore implements Store {
+  readonly url: string;
+  readonly stats: StoreStats = { requests: 0, retries: 0, bytesRead: 0, bytesWritten: 0 };
+  readonly concurrency: number;
+  private readonly policy: RetryPolicy;
+  private readonly timeoutMs: number;
+  private readonly limit: LimitFunction;
+
+  constructor(
+    readonly backend: Backend,
+    private readonly options: StoreOptions = {},
+  ) {
+    this.url = backend.url;
+    this.concurrency = options.concurrency ?? backend.defaultConcurrency;
+    this.policy = { ...DEFAULT_RETRY, ...options.retry };
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.limit = pLimit(this.concurrency);
+  }
+
+  // ---- single calls (bounded by the store-wide limit) ----
+
+  get(key: string, opts: ReadOptions = {}): Promise<Uint8Array | undefined> {
+    return this.limit(() => this.read(key, undefined, opts));
+  }
+
+  getRange(key: string, range: RangeQuery, opts: ReadOptions = {}): Promise<Uint8Array | undefined> {
+    return this.limit(() => this.read(key, toByteRange(range), opts));
+  }
+
+  set(key: string, value: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    return this.limit(async () => {
+      await this.write(key, value, opts);
+    });
+  }
+
+  delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const k = this.key(key);
+    return this.limit(() => this.attempt("delete", k, opts.signal, (s) => this.backend.remove(k, s)));
+  }
+
+  async has(key: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return (await this.head(key, opts)) !== undefined;
+  }
+
+  head(key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
+    const k = this.key(key);
+    return this.limit(() => this.attempt("head", k, opts.signal, (s) => this.backend.stat(k, s)));
+  }
+
+  list(prefix = "", opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
+    const p = normalizeKey(prefix);
+    return this.backend.list(p, {
+      signal: opts.signal,
+      retry: (request) => this.attempt("list", p, opts.signal, () => request()),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close?.();
+  }
+
+  // ---- batched calls (their own concurrency, CloudFiles-style) ----
+
+  getMany(keys: Iterable<string>, opts: BatchOptions & ReadOptions = {}): Batch<Uint8Array | undefined> {
+    return runBatch(
+      keys,
+      (key) => key,
+      async (key, signal) => {
+        const value = await this.read(key, undefined, { ...opts, signal });
+        return { value, bytes: value?.length ?? 0 };
+      },
+      { ...opts, concurrency: opts.concurrency ?? this.concurrency },
+    );
+  }
+
+  async getRanges(
+    key: string,
+    ranges: readonly { offset: number; length: number }[],
+    opts: BatchOptions & ReadOptions & { coalesceGap?: number; maxRequestSize?: number } = {},
+  ): Promise<Uint8Array[] | undefined> {
+    const requests = coalesceRanges(
+      ranges,
+      opts.coalesceGap ?? DEFAULT_COALESCE_GAP,
+      opts.maxRequestSize ?? DEFAULT_MAX_REQUEST,
+    );
+    const out = new Array<Uint8Array>(ranges.length);
+    let missing = false;
+    const batch = runBatch(
+      requests.map((request, i) => ({ request, i })),
+      ({ i }) => String(i),
+      async ({ request }, signal) => {
+        const bytes = await this.read(key, request, { ...opts, signal });
+        if (bytes === undefined) missing = true;
+        else splitCoalesced(request, bytes, ranges, out);
+        return { value: undefined, bytes: bytes?.length ?? 0 };
+      },
+      { ...opts, concurrency: opts.concurrency ?? this.concurrency },
+    );
+    for await (const _ of batch) {
+      if (missing) return undefined;
+    }
+    return missing ? undefined : out;
+  }
+
+  setMany(
+    entries: Iterable<readonly [string, Uint8Array]> | AsyncIterable<readonly [string, Uint8Array]>,
+    opts: BatchOptions & WriteOptions = {},
+  ): Batch<number> {
+    return runBatch(
+      entries,
+      ([key]) => key,
+      async ([key, value], signal) => {
+        const stored = await this.write(key, value, { ...opts, signal });
+        return { value: stored, bytes: stored };
+      },
+      { ...opts, concurrency: opts.concurrency ?? this.concurrency },
+    );
+  }
+
+  deleteMany(keys: Iterable<string>, opts: BatchOptions = {}): Batch<void> {
+    const backend = this.backend;
+    const concurrency = opts.concurrency ?? this.concurrency;
+    if (!backend.removeBatch) {
+      return runBatch(
+        keys,
+        (key) => key,
+        async (key, signal) => {
+          const k = this.key(key);
+          await this.attempt("delete", k, signal, (s) => backend.remove(k, s));
+          return { value: undefined, bytes: 0 };
+        },
+        { ...opts, concurrency },
+      );
+    }
+    // Bulk delete: groups of up to maxBatchDelete keys per request, reported per key.
+    const size = backend.maxBatchDelete ?? 1000;
+    const groups = (function* () {
+      let group: string[] = [];
+      for (const key of keys) {
+        group.push(key);
+        if (group.length === size) {
+          yield group;
+          group = [];
+        }
+      }
+      if (group.length > 0) yield group;
+    })();
+    const total = Array.isArray(keys) ? keys.length : undefined;
+    const grouped = runBatch(
+      groups,
+      (group) => group[0],
+      async (group, signal) => {
+        const ks = group.map((k) => this.key(k));
+        await this.attempt("deleteMany", ks[0], signal, (s) => backend.removeBatch!(ks, s));
+        return { value: group, bytes: 0 };
+      },
+      { concurrency, signal: opts.signal },
+    );
+    async function* perKey(): AsyncGenerator<BatchItem<void>> {
+      let done = 0;
+      for await (const { value: group } of grouped) {
+        for (const key of group) {
+          opts.onProgress?.({ done: ++done, total, bytes: 0 });
+          yield { key, value: undefined };
+        }
+      }
+    }
+    return {
+      [Symbol.asyncIterator]: perKey,
+      async toMap() {
+        const out = new Map<string, void>();
+        for await (const { key } of perKey()) out.set(key, undefined);
+        return out;
+      },
+    };
+  }
+
+  // ---- the policies ----
+
+  private key(key: string): string {
+    const k = normalizeKey(key);
+    this.backend.validateKey?.(k);
+    return k;
+  }
+
+  /**
+   * One logical operation under the retry policy, each attempt with its own timeout. A timeout is
+   * reported as a retryable StoreError; the caller's own abort is passed through untouched.
+   */
+  private attempt<T>(
+    operation: string,
+    key: string,
+    signal: AbortSignal | undefined,
+    request: (signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    return withRetry(
+      async () => {
+        this.stats.requests++;
+        if (!this.timeoutMs) return request(signal);
+        const timeout = AbortSignal.timeout(this.timeoutMs);
+        const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+        try {
+          return await request(combined);
+        } catch (error) {
+          if (timeout.aborted && !signal?.aborted) {
+            throw new StoreError(`timed out after ${this.timeoutMs} ms`, {
+              store: this.url,
+              key,
+              operation,
+              retryable: true,
+              cause: error,
+            });
+          }
+          throw error;
+        }
+      },
+      this.policy,
+      signal,
+      this.stats,
+    );
+  }
+
+  private read(key: string, range: ByteRange | undefined, opts: ReadOptions): Promise<Uint8Array | undefined> {
+    const k = this.key(key);
+    const operation = range ? "getRange" : "get";
+    if (range && !isValidRange(range)) {
+      return Promise.reject(
+        new StoreError(`invalid byte range ${JSON.stringify(range)}`, { store: this.url, key: k, operation }),
+      );
+    }
+    return this.attempt(operation, k, opts.signal, async (signal) => {
+      const stored = await this.backend.read(k, range, signal);
+      if (stored === undefined) return undefined;
+      this.stats.bytesRead += stored.data.length;
+      return opts.raw ? stored.data : this.decode(stored, k, operation, range !== undefined);
+    });
+  }
+
+  private async decode(
+    stored: StoredObject,
+    key: string,
+    operation: string,
+    isRange: boolean,
+  ): Promise<Uint8Array> {
+    const encoding = stored.contentEncoding?.toLowerCase();
+    if (isIdentityEncoding(encoding)) return stored.data;
+    if (isRange) {
+      throw new StoreError(
+        `object is stored with Content-Encoding ${encoding}; a byte range of it is not a range of the ` +
+          `data. Read it whole, or pass {raw: true} for the stored bytes`,
+        { store: this.url, key, operation },
+      );
+    }
+    if (!isCompression(encoding!)) {
+      throw new StoreError(`unsupported Content-Encoding "${encoding}"; pass {raw: true} for the stored bytes`, {
+        store: this.url,
+        key,
+        operation,
+      });
+    }
+    try {
+      return await decompress(stored.data, encoding);
+    } catch (cause) {
+      // Corrupt on the wire or at rest: retried, then reported.
+      throw new IntegrityError(`cannot decode ${encoding} body`, { store: this.url, key, operation, cause });
+    }
+  }
+
+  /** Returns the number of bytes stored. */
+  private async write(key: string, value: Uint8Array, opts: WriteOptions): Promise<number> {
+    const k = this.key(key);
+    const method = opts.compress === undefined ? this.options.compress : opts.compress;
+    const data = method ? await compress(value, method, opts.level ?? this.options.level) : value;
+    await this.attempt("set", k, opts.signal, (signal) =>
+      this.backend.write(k, data, {
+        contentEncoding: method ?? undefined,
+        contentType: opts.contentType,
+        ifNoneMatch: opts.ifNoneMatch,
+        signal,
+      }),
+    );
+    this.stats.bytesWritten += data.length;
+    return data.length;
+  }
+}
