@@ -1,0 +1,161 @@
+/**
+ * Version 1 B-trees ("TREE" nodes, format spec III.A.1). Two node types exist:
+ *  - type 0, group nodes: keys are local-heap offsets of names, leaf children are symbol table
+ *    node ("SNOD") addresses;
+ *  - type 1, raw data chunk nodes: keys are (chunk size, filter mask, element offsets incl. the
+ *    trailing element-size dimension), leaf children are chunk addresses.
+ *
+ * Traversal is breadth-first, one level at a time: every node of a level is requested at once
+ * (the block cache merges neighbouring reads) and children keep their left-to-right order.
+ * No recursion, so depth is bounded by the level field, which we check strictly.
+ */
+import type { Cursor, FileContext } from "./io.js";
+import { UNDEFINED_ADDRESS } from "./io.js";
+import { Hdf5FormatError } from "../errors.js";
+
+/** HDF5 never builds trees this deep; a larger level is a corrupt node, not a deep tree. */
+const MAX_LEVEL = 64;
+
+export interface BTree1Options {
+  signal?: AbortSignal;
+}
+
+/** One leaf entry of a raw-data chunk tree (node type 1). */
+export interface BTree1ChunkRecord {
+  /** Chunk address in the file. */
+  address: number;
+  /** Stored (filtered) size in bytes. */
+  size: number;
+  /** Bit i set = filter i was skipped for this chunk. */
+  filterMask: number;
+  /**
+   * Dataset element offsets of the chunk's first element, one per dataspace dimension (the
+   * trailing element-size dimension stored in the key is dropped).
+   */
+  offsets: number[];
+}
+
+/**
+ * Addresses of the symbol table nodes ("SNOD") of a group's v1 B-tree, in key (name) order.
+ * `address` is the B-tree address from the symbol table message.
+ */
+export async function readGroupBTree1(
+  ctx: FileContext,
+  address: number,
+  options: BTree1Options = {},
+): Promise<number[]> {
+  const out: number[] = [];
+  const keySize = ctx.sizes.lengthSize;
+  await walk(ctx, address, 0, keySize, options, (c) => {
+    c.skip(keySize); // left key: heap offset of a name, not needed to list the group
+    out.push(c.offset());
+  });
+  return out;
+}
+
+/**
+ * Every chunk of a chunked dataset indexed by a v1 B-tree (layout message v1–v3), in the
+ * tree's (row-major chunk offset) order. `rank` is the dataspace rank, without the
+ * element-size dimension that the keys carry.
+ */
+export async function readChunkBTree1(
+  ctx: FileContext,
+  address: number,
+  rank: number,
+  options: BTree1Options = {},
+): Promise<BTree1ChunkRecord[]> {
+  const out: BTree1ChunkRecord[] = [];
+  const keySize = 8 + 8 * (rank + 1);
+  await walk(ctx, address, 1, keySize, options, (c) => {
+    const size = c.u32();
+    const filterMask = c.u32();
+    const offsets = new Array<number>(rank);
+    for (let d = 0; d < rank; d++) offsets[d] = c.uint(8);
+    c.skip(8); // element-size dimension: always 0 in a key
+    const chunk = c.offset();
+    if (chunk === UNDEFINED_ADDRESS) throw c.error("chunk entry with undefined address");
+    out.push({ address: chunk, size, filterMask, offsets });
+  });
+  return out;
+}
+
+interface NodeHeader {
+  address: number;
+  level: number;
+  entries: number;
+}
+
+/**
+ * Shared walker: `leafEntry` is called with the cursor at each leaf entry's left key and must
+ * consume key + child pointer.
+ */
+async function walk(
+  ctx: FileContext,
+  root: number,
+  nodeType: number,
+  keySize: number,
+  options: BTree1Options,
+  leafEntry: (c: Cursor) => void,
+): Promise<void> {
+  if (root === UNDEFINED_ADDRESS) return; // an empty tree (e.g. no chunk written yet)
+  const offsetSize = ctx.sizes.offsetSize;
+  const headerSize = 8 + 2 * offsetSize;
+  const seen = new Set<number>();
+  let level: number | undefined;
+  let frontier = [root];
+  while (frontier.length > 0) {
+    options.signal?.throwIfAborted();
+    for (const a of frontier) {
+      if (seen.has(a)) {
+        throw new Hdf5FormatError("cycle: node reached twice", a, "v1 B-tree node", {
+          source: ctx.source.name,
+        });
+      }
+      seen.add(a);
+    }
+    const nodes = await Promise.all(
+      frontier.map(async (a) => {
+        const head = await ctx.cursor(a, headerSize, "v1 B-tree node");
+        const h = readHeader(head, nodeType);
+        const bodySize = headerSize + (h.entries + 1) * keySize + h.entries * offsetSize;
+        const c = await ctx.cursor(a, bodySize, "v1 B-tree node");
+        c.seek(headerSize);
+        return { h, c };
+      }),
+    );
+    const next: number[] = [];
+    for (const { h, c } of nodes) {
+      if (level === undefined) {
+        if (h.level > MAX_LEVEL) throw c.error(`implausible node level ${h.level}`, h.address);
+        level = h.level;
+      } else if (h.level !== level) {
+        throw c.error(`node level ${h.level} where ${level} was expected`, h.address);
+      }
+      if (h.level === 0) {
+        for (let i = 0; i < h.entries; i++) leafEntry(c);
+      } else {
+        for (let i = 0; i < h.entries; i++) {
+          c.skip(keySize);
+          const child = c.offset();
+          if (child === UNDEFINED_ADDRESS) throw c.error("child pointer is the undefined address");
+          next.push(child);
+        }
+      }
+    }
+    if (level === 0) break;
+    level = (level ?? 1) - 1;
+    frontier = next;
+  }
+}
+
+function readHeader(c: Cursor, nodeType: number): NodeHeader {
+  const address = c.base;
+  c.signature("TREE");
+  const type = c.u8();
+  if (type !== nodeType) throw c.error(`node type ${type} where ${nodeType} was expected`, address);
+  const level = c.u8();
+  const entries = c.u16();
+  c.offset(); // left sibling
+  c.offset(); // right sibling
+  return { address, level, entries };
+}
