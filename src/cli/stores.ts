@@ -1,0 +1,103 @@
+/**
+ * How the CLI turns a URL and its global options into a store. Everything goes through the
+ * library's `openStore` / `splitUrl` so the CLI opens stores exactly as library users do.
+ */
+import type { Store } from "../stores/types.js";
+import { CliError } from "./errors.js";
+
+/** Options every command understands (declared on the program in main.ts). */
+export interface GlobalOptions {
+  endpoint?: string;
+  anonymous?: boolean;
+  concurrency?: number;
+  debug?: boolean;
+}
+
+interface OpenModule {
+  openStore(url: string, options?: object): Store;
+  splitUrl(url: string): { storeUrl: string; key: string };
+}
+
+// Stand-in until src/stores/open.ts lands: loaded by a computed specifier so the CLI compiles
+// without it; replaced by a static import once it exists.
+async function openModule(): Promise<OpenModule> {
+  const specifier = "../stores/open.js";
+  try {
+    return (await import(specifier)) as OpenModule;
+  } catch (cause) {
+    throw new CliError(`the store layer (src/stores/open.ts) is not available: ${String(cause)}`);
+  }
+}
+
+function storeOptions(options: GlobalOptions): object {
+  return {
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    s3: {
+      ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
+      ...(options.anonymous && { anonymous: true }),
+    },
+    gcs: { ...(options.anonymous && { anonymous: true }) },
+  };
+}
+
+/** The store rooted at `url` (a directory or key prefix). */
+export async function openUrl(url: string, options: GlobalOptions): Promise<Store> {
+  return (await openModule()).openStore(url, storeOptions(options));
+}
+
+/** The store holding the object at `url`, and the object's key in it. */
+export async function openObject(url: string, options: GlobalOptions): Promise<{ store: Store; key: string }> {
+  const mod = await openModule();
+  const { storeUrl, key } = mod.splitUrl(url);
+  if (!key) throw new CliError(`${url} names a store root, not an object`);
+  return { store: mod.openStore(storeUrl, storeOptions(options)), key };
+}
+
+/** Stores hold pooled connections; close them so the process can exit promptly. */
+export async function closeStore(store: Store): Promise<void> {
+  await (store as Store & { close?: () => Promise<void> }).close?.();
+}
+
+/** Joins a key prefix and a relative key with exactly one `/`. */
+export function joinKey(prefix: string, key: string): string {
+  if (!prefix) return key;
+  if (!key) return prefix;
+  return `${prefix.replace(/\/+$/, "")}/${key.replace(/^\/+/, "")}`;
+}
+
+/** Last `/`-separated segment of a key or URL path. */
+export function baseName(key: string): string {
+  const trimmed = key.replace(/\/+$/, "");
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+}
+
+/** Whether a URL is written as a directory (trailing slash), so a copy goes *into* it. */
+export function looksLikeDirectory(url: string): boolean {
+  return url.endsWith("/") || url === "." || url === "..";
+}
+
+/** Whether `url` is a local path (bare or file://) naming an existing directory. */
+export async function isLocalDirectory(url: string): Promise<boolean> {
+  const { stat } = await import("node:fs/promises");
+  const { fileURLToPath } = await import("node:url");
+  let path: string;
+  if (url.startsWith("file://")) path = fileURLToPath(url);
+  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return false;
+  else path = url;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Every key under the store root, as a list (keys are small; the objects are streamed). */
+export async function listKeys(store: Store): Promise<{ keys: string[]; bytes: number }> {
+  const keys: string[] = [];
+  let bytes = 0;
+  for await (const info of store.list("")) {
+    keys.push(info.key);
+    bytes += info.size;
+  }
+  return { keys, bytes };
+}
