@@ -1,0 +1,113 @@
+/**
+ * The local engine: plan the chunks a selection touches, read and decode them through zarrita with
+ * bounded concurrency, reduce each with the chunk kernel and merge the partials. Memory is bounded
+ * by concurrency × chunk size whatever the selection, because the plan is a lazy generator and a
+ * chunk's data is dropped as soon as its partials are merged.
+ */
+import { UnsupportedFeatureError } from "../errors.js";
+import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
+import { emptyPartials, mergePartials, type Partials } from "./partials.js";
+import { planChunks, type ChunkTask } from "./plan.js";
+import { normalizeAxes, toHyperslab, type Hyperslab, type Selection } from "./selection.js";
+
+export interface ReduceOptions {
+  /** Axes of the selected array to reduce over; default all. */
+  axis?: number | readonly number[] | null;
+  missing?: MissingRules;
+  /** Compute M2 for variance/std. */
+  moments?: boolean;
+  /** Chunks read and reduced at once. Default 16. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface ReducePlan {
+  slab: Hyperslab;
+  /** Per array dimension: absent from the output (dropped by an integer index, or reduced). */
+  collapsed: boolean[];
+  outShape: number[];
+}
+
+export interface ChunkSource {
+  readonly shape: readonly number[];
+  readonly chunks: readonly number[];
+  readonly dtype: string;
+  getChunk(
+    coords: number[],
+    options?: { signal?: AbortSignal },
+  ): Promise<{ data: unknown; shape: number[]; stride: number[] }>;
+}
+
+const NUMERIC = new Set([
+  "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64",
+]);
+
+export function isBigintDtype(dtype: string): boolean {
+  return dtype === "int64" || dtype === "uint64";
+}
+
+export function planReduction(
+  shape: readonly number[],
+  selection: Selection,
+  axis: ReduceOptions["axis"],
+): ReducePlan {
+  const slab = toHyperslab(selection, shape);
+  const kept = slab.map((r, d) => (r.dropped ? -1 : d)).filter((d) => d >= 0);
+  const axes = new Set(normalizeAxes(axis, kept.length).map((a) => kept[a]));
+  const collapsed = slab.map((r, d) => r.dropped || axes.has(d));
+  const outShape = slab.filter((_, d) => !collapsed[d]).map((r) => r.count);
+  return { slab, collapsed, outShape };
+}
+
+/** Where a chunk's output block starts in the result. */
+export function blockOffset(task: ChunkTask, collapsed: readonly boolean[]): number[] {
+  return task.pieces.filter((_, d) => !collapsed[d]).map((p) => p.outStart);
+}
+
+export async function reduceArray(
+  array: ChunkSource,
+  selection: Selection,
+  options: ReduceOptions = {},
+): Promise<{ partials: Partials; chunks: number }> {
+  if (!NUMERIC.has(array.dtype)) {
+    throw new UnsupportedFeatureError(
+      `data type ${array.dtype}`,
+      "active reduction",
+      "reductions need a numeric variable (int8…uint64, float32, float64)",
+    );
+  }
+  const plan = planReduction(array.shape, selection, options.axis);
+  const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
+  const tasks = planChunks(plan.slab, array.chunks);
+  let chunks = 0;
+  let failed = false;
+  const worker = async () => {
+    for (let next = tasks.next(); !next.done && !failed; next = tasks.next()) {
+      options.signal?.throwIfAborted();
+      const task = next.value;
+      const chunk = await array.getChunk(task.coords, { signal: options.signal });
+      const block = reduceChunk(
+        {
+          data: chunk.data as NumericArray,
+          chunkShape: chunk.shape,
+          strides: chunk.stride,
+          pieces: task.pieces,
+          collapsed: plan.collapsed,
+        },
+        { missing: options.missing, moments: options.moments },
+      );
+      mergePartials(total, block, blockOffset(task, plan.collapsed));
+      chunks++;
+    }
+  };
+  const n = Math.max(1, options.concurrency ?? 16);
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      worker().catch((error: unknown) => {
+        failed = true; // the other workers stop pulling chunks
+        throw error;
+      }),
+    ),
+  );
+  return { partials: total, chunks };
+}

@@ -1,0 +1,207 @@
+/**
+ * The chunk kernel: a pure function from one decoded chunk and the selection inside it to partials
+ * for the chunk's block of the output. The local engine, the server and the tests all call this, so
+ * local and remote results agree by construction.
+ *
+ * Missing data follows CF as netCDF4-python/numpy.ma apply it: values equal to the fill value or to
+ * any missing value, or outside [validMin, validMax], are left out. NaN propagates (numpy) unless
+ * `skipNaN`; a NaN fill or missing value masks NaNs.
+ */
+import { emptyPartials, type Partials } from "./partials.js";
+import type { DimPiece } from "./plan.js";
+
+export type NumericArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+export interface MissingRules {
+  fillValue?: number | bigint;
+  missingValues?: readonly (number | bigint)[];
+  validMin?: number | bigint;
+  validMax?: number | bigint;
+  skipNaN?: boolean;
+}
+
+export interface ChunkSelection {
+  /** Decoded chunk, `prod(chunkShape)` elements. */
+  data: NumericArray;
+  chunkShape: readonly number[];
+  /** Element strides of `data`; default C order (zarrita's decoded chunks carry theirs). */
+  strides?: readonly number[];
+  order?: "C" | "F";
+  /** One piece per dimension: what is selected inside this chunk. */
+  pieces: readonly DimPiece[];
+  /** Per dimension: true when it is reduced over or dropped (absent from the output block). */
+  collapsed: readonly boolean[];
+}
+
+export interface KernelOptions {
+  missing?: MissingRules;
+  /** Also compute M2 (for variance/std); costs a second pass. */
+  moments?: boolean;
+}
+
+interface Runs {
+  /** Calls `run(offset, stride, n, outIndex, outStride)` for each innermost run of elements. */
+  forEach(run: (offset: number, stride: number, n: number, out: number, outStride: number) => void): void;
+  blockShape: number[];
+}
+
+function elementStrides(shape: readonly number[], order: "C" | "F"): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  if (order === "C") {
+    for (let d = shape.length - 1; d >= 0; d--) (strides[d] = s), (s *= shape[d]);
+  } else {
+    for (let d = 0; d < shape.length; d++) (strides[d] = s), (s *= shape[d]);
+  }
+  return strides;
+}
+
+/** Decomposes the in-chunk selection into runs along the last dimension. */
+function runsOf(sel: ChunkSelection): Runs {
+  const ndim = sel.pieces.length;
+  const strides = sel.strides ?? elementStrides(sel.chunkShape, sel.order ?? "C");
+  const blockShape: number[] = [];
+  const outStrides = new Array<number>(ndim).fill(0);
+  for (let d = 0; d < ndim; d++) if (!sel.collapsed[d]) blockShape.push(sel.pieces[d].count);
+  let s = 1;
+  for (let d = ndim - 1; d >= 0; d--) {
+    if (!sel.collapsed[d]) {
+      outStrides[d] = s;
+      s *= sel.pieces[d].count;
+    }
+  }
+  return {
+    blockShape,
+    forEach(run) {
+      if (ndim === 0) return run(0, 1, 1, 0, 0);
+      if (sel.pieces.some((p) => p.count === 0)) return;
+      const last = ndim - 1;
+      const p = sel.pieces;
+      const innerStride = p[last].step * strides[last];
+      const at = new Array<number>(last).fill(0);
+      for (;;) {
+        let offset = p[last].localStart * strides[last];
+        let out = 0;
+        for (let d = 0; d < last; d++) {
+          offset += (p[d].localStart + at[d] * p[d].step) * strides[d];
+          out += at[d] * outStrides[d];
+        }
+        run(offset, innerStride, p[last].count, out, outStrides[last]);
+        let d = last - 1;
+        while (d >= 0 && ++at[d] === p[d].count) at[d--] = 0;
+        if (d < 0) return;
+      }
+    },
+  };
+}
+
+export function reduceChunk(sel: ChunkSelection, options: KernelOptions = {}): Partials {
+  const runs = runsOf(sel);
+  const big = sel.data instanceof BigInt64Array || sel.data instanceof BigUint64Array;
+  const partials = emptyPartials(runs.blockShape, big, options.moments ?? false);
+  if (big) reduceBigint(sel.data as BigInt64Array | BigUint64Array, runs, partials, options.missing ?? {});
+  else reduceNumber(sel.data as Exclude<NumericArray, BigInt64Array | BigUint64Array>, runs, partials, options);
+  return partials;
+}
+
+function reduceNumber(
+  data: Exclude<NumericArray, BigInt64Array | BigUint64Array>,
+  runs: Runs,
+  p: Partials,
+  options: KernelOptions,
+): void {
+  const rules = options.missing ?? {};
+  const masks = [rules.fillValue, ...(rules.missingValues ?? [])]
+    .filter((v) => v !== undefined)
+    .map(Number);
+  const skipNaN = (rules.skipNaN ?? false) || masks.some((v) => Number.isNaN(v));
+  const exact = masks.filter((v) => !Number.isNaN(v));
+  const m0 = exact.length > 0 ? exact[0] : NaN; // NaN never equals: a no-op test
+  const rest = exact.slice(1);
+  const lo = rules.validMin === undefined ? -Infinity : Number(rules.validMin);
+  const hi = rules.validMax === undefined ? Infinity : Number(rules.validMax);
+  const count = p.count;
+  const sum = p.sum as Float64Array;
+  const min = p.min as Float64Array;
+  const max = p.max as Float64Array;
+  const nan = p.nan;
+  const isMissing = (v: number) => v === m0 || v < lo || v > hi || (rest.length > 0 && rest.includes(v));
+  runs.forEach((off, stride, n, o, ostride) => {
+    for (let j = 0; j < n; j++, off += stride, o += ostride) {
+      const v = data[off];
+      if (v !== v) {
+        if (!skipNaN) {
+          nan[o] = 1;
+          count[o]++;
+          sum[o] = NaN;
+        }
+        continue;
+      }
+      if (isMissing(v)) continue;
+      count[o]++;
+      sum[o] += v;
+      if (v < min[o]) min[o] = v;
+      if (v > max[o]) max[o] = v;
+    }
+  });
+  if (!p.m2) return;
+  const m2 = p.m2;
+  runs.forEach((off, stride, n, o, ostride) => {
+    for (let j = 0; j < n; j++, off += stride, o += ostride) {
+      const v = data[off];
+      if (v !== v || isMissing(v)) continue;
+      const d = v - sum[o] / count[o];
+      m2[o] += d * d;
+    }
+  });
+}
+
+function reduceBigint(data: BigInt64Array | BigUint64Array, runs: Runs, p: Partials, rules: MissingRules): void {
+  const masks = [rules.fillValue, ...(rules.missingValues ?? [])]
+    .filter((v): v is number | bigint => v !== undefined && !(typeof v === "number" && !Number.isInteger(v)))
+    .map((v) => BigInt(v));
+  // Bounds compared as numbers would round; compare exactly when they are integers.
+  const lo = rules.validMin === undefined ? undefined : toBigBound(rules.validMin, "ceil");
+  const hi = rules.validMax === undefined ? undefined : toBigBound(rules.validMax, "floor");
+  const count = p.count;
+  const sum = p.sum as bigint[];
+  const min = p.min as bigint[];
+  const max = p.max as bigint[];
+  runs.forEach((off, stride, n, o, ostride) => {
+    for (let j = 0; j < n; j++, off += stride, o += ostride) {
+      const v = data[off];
+      if ((lo !== undefined && v < lo) || (hi !== undefined && v > hi) || masks.includes(v)) continue;
+      count[o]++;
+      sum[o] += v;
+      if (min[o] === undefined || v < min[o]) min[o] = v;
+      if (max[o] === undefined || v > max[o]) max[o] = v;
+    }
+  });
+  if (!p.m2) return;
+  const m2 = p.m2;
+  runs.forEach((off, stride, n, o, ostride) => {
+    for (let j = 0; j < n; j++, off += stride, o += ostride) {
+      const v = data[off];
+      if ((lo !== undefined && v < lo) || (hi !== undefined && v > hi) || masks.includes(v)) continue;
+      const d = Number(v) - Number(sum[o]) / count[o];
+      m2[o] += d * d;
+    }
+  });
+}
+
+function toBigBound(v: number | bigint, round: "ceil" | "floor"): bigint {
+  if (typeof v === "bigint") return v;
+  if (!Number.isFinite(v)) throw new Error(`non-finite bound ${v} for 64-bit integer data`);
+  return BigInt(round === "ceil" ? Math.ceil(v) : Math.floor(v));
+}
