@@ -1,0 +1,107 @@
+/**
+ * Facts every chunk index shares: the element size of the stored datatype, a chunk's raw byte
+ * size, the width of the "chunk size" field in filtered index entries, and the mapping between
+ * a linear chunk index and chunk grid coordinates.
+ */
+import { UnsupportedFeatureError } from "../../errors.js";
+import type { Cursor } from "../io.js";
+import { UNDEFINED_ADDRESS } from "../io.js";
+import type { ChunkEntry, Dataset, Datatype } from "../model.js";
+
+/** Bytes one element of `type` occupies in a chunk on disk. */
+export function storedElementSize(type: Datatype, offsetSize: number): number {
+  switch (type.class) {
+    case "vlen-string":
+    case "vlen-sequence":
+      // Sequence length (4 bytes) + global heap collection address + object index (4 bytes).
+      return 4 + offsetSize + 4;
+    case "enum":
+      return storedElementSize(type.base, offsetSize);
+    case "array":
+      return type.dims.reduce((n, d) => n * d, storedElementSize(type.base, offsetSize));
+    default:
+      return type.size;
+  }
+}
+
+/** Raw (unfiltered) bytes of one full chunk. */
+export function chunkByteSize(chunkShape: number[], elementSize: number): number {
+  return chunkShape.reduce((n, d) => n * d, elementSize);
+}
+
+/**
+ * Width of the "chunk size" field of filtered entries in fixed array, extensible array and v2
+ * B-tree indexes: one byte more than the raw chunk size needs (a filter may grow a chunk),
+ * at most 8.
+ */
+export function chunkSizeWidth(rawChunkBytes: number): number {
+  const log2 = rawChunkBytes > 0 ? Math.floor(Math.log2(rawChunkBytes)) : 0;
+  return Math.min(8, 1 + Math.floor((log2 + 8) / 8));
+}
+
+/** Chunks per dimension covering `extent` (ceil division). */
+export function chunkGrid(extent: number[], chunkShape: number[]): number[] {
+  return extent.map((n, d) => Math.ceil(n / chunkShape[d]));
+}
+
+/**
+ * The extent an index is laid out over: the maximum dimensions when they are fixed (fixed array
+ * and implicit indexes are sized for the maximum shape), else the current shape.
+ */
+export function fixedExtent(dataset: Dataset, where: string): number[] {
+  const shape = dataset.shape ?? [];
+  const max = dataset.maxShape;
+  if (max === null) return shape;
+  return shape.map((n, d) => {
+    const m = max[d];
+    if (m === null) {
+      throw new UnsupportedFeatureError(
+        "unlimited dimension with a fixed-size chunk index",
+        where,
+        "the file's layout message and dataspace disagree; check the file with h5dump",
+      );
+    }
+    return Math.max(n, m);
+  });
+}
+
+/** Row-major coordinates of linear chunk index `index` in a grid of `grid` chunks per dim. */
+export function coordsOf(index: number, grid: number[]): number[] {
+  const coords = new Array<number>(grid.length);
+  for (let d = grid.length - 1; d >= 0; d--) {
+    const n = grid[d];
+    coords[d] = index % n;
+    index = Math.floor(index / n);
+  }
+  return coords;
+}
+
+/**
+ * Reads the chunk entries stored as array elements (fixed and extensible arrays): an address,
+ * and for filtered datasets a chunk size of `sizeWidth` bytes and a 4-byte filter mask.
+ */
+export class ArrayElementReader {
+  constructor(
+    /** 0 when the dataset has no filters. */
+    readonly sizeWidth: number,
+    /** Size of every chunk of an unfiltered dataset. */
+    readonly rawChunkBytes: number,
+    readonly toCoords: (index: number) => number[],
+  ) {}
+
+  /** Decodes `count` consecutive elements starting at linear index `first` into `out`. */
+  read(c: Cursor, first: number, count: number, out: ChunkEntry[]): void {
+    const filtered = this.sizeWidth > 0;
+    for (let i = 0; i < count; i++) {
+      const offset = c.offset();
+      const size = filtered ? c.uint(this.sizeWidth) : this.rawChunkBytes;
+      const filterMask = filtered ? c.u32() : 0;
+      if (offset === UNDEFINED_ADDRESS) continue; // chunk never written
+      out.push({ coords: this.toCoords(first + i), offset, size, filterMask });
+    }
+  }
+}
+
+export function rankOf(dataset: Dataset): number {
+  return dataset.shape?.length ?? 0;
+}

@@ -1,0 +1,112 @@
+/**
+ * Chunk locations of a chunked dataset, from whichever index its layout message names.
+ * Only index structures are read, never chunk data.
+ */
+import { UnsupportedFeatureError } from "../../errors.js";
+import type { FileContext } from "../io.js";
+import type { ChunkEntry, Dataset } from "../model.js";
+import { readBTree1Chunks } from "./btree1-chunks.js";
+import { readBTree2Chunks } from "./btree2-chunks.js";
+import {
+  ArrayElementReader,
+  chunkByteSize,
+  chunkGrid,
+  chunkSizeWidth,
+  coordsOf,
+  fixedExtent,
+  storedElementSize,
+} from "./common.js";
+import { readExtensibleArrayChunks } from "./extensible-array.js";
+import { readFixedArrayChunks } from "./fixed-array.js";
+import { readImplicitChunks } from "./implicit.js";
+import { readSingleChunk } from "./single.js";
+
+export interface ChunkIndexOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Every stored chunk of `dataset`: grid coordinates, file offset, stored size and filter mask.
+ * Chunks never written are omitted. Non-chunked layouts yield an UnsupportedFeatureError.
+ */
+export async function readChunkIndex(
+  ctx: FileContext,
+  dataset: Dataset,
+  options: ChunkIndexOptions = {},
+): Promise<ChunkEntry[]> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const layout = dataset.layout;
+  if (layout.kind !== "chunked") {
+    throw new UnsupportedFeatureError(`${layout.kind} layout`, `chunk index of ${dataset.path}`, "only chunked datasets have a chunk index");
+  }
+  const { chunkShape, index } = layout;
+  const rank = chunkShape.length;
+  if ((dataset.shape?.length ?? 0) !== rank) {
+    throw new UnsupportedFeatureError(
+      `chunk rank ${rank} for a dataspace of rank ${dataset.shape?.length ?? 0}`,
+      dataset.path,
+      "the layout and dataspace messages disagree; the file may be corrupt",
+    );
+  }
+  const filtered = dataset.filters.length > 0;
+  const rawBytes = (): number => chunkByteSize(chunkShape, storedElementSize(dataset.type, ctx.sizes.offsetSize));
+  switch (index.type) {
+    case "btree-v1":
+      return readBTree1Chunks(ctx, index.address, chunkShape, signal);
+    case "single":
+      return readSingleChunk(index, rank, rawBytes());
+    case "implicit":
+      return readImplicitChunks(
+        index.address,
+        chunkGrid(dataset.shape ?? [], chunkShape),
+        chunkGrid(fixedExtent(dataset, dataset.path), chunkShape),
+        rawBytes(),
+        signal,
+      );
+    case "fixed-array": {
+      const grid = chunkGrid(fixedExtent(dataset, dataset.path), chunkShape);
+      const total = grid.reduce((n, d) => n * d, 1);
+      const reader = elementReader(filtered, rawBytes(), (i) => coordsOf(i, grid));
+      return readFixedArrayChunks(ctx, index.address, total, reader, signal);
+    }
+    case "extensible-array": {
+      const toCoords = extensibleCoords(dataset, chunkShape);
+      const reader = elementReader(filtered, rawBytes(), toCoords);
+      return readExtensibleArrayChunks(ctx, index.address, reader, signal);
+    }
+    case "btree-v2":
+      return readBTree2Chunks(ctx, index.address, rank, filtered, rawBytes(), signal);
+  }
+}
+
+function elementReader(filtered: boolean, rawBytes: number, toCoords: (i: number) => number[]): ArrayElementReader {
+  return new ArrayElementReader(filtered ? chunkSizeWidth(rawBytes) : 0, rawBytes, toCoords);
+}
+
+/**
+ * Extensible array elements are numbered row-major with the unlimited dimension moved to the
+ * front; the other dimensions use their (fixed) maximum chunk counts.
+ */
+function extensibleCoords(dataset: Dataset, chunkShape: number[]): (i: number) => number[] {
+  const shape = dataset.shape ?? [];
+  const max = dataset.maxShape;
+  const unlimited = max === null ? [] : max.flatMap((m, d) => (m === null ? [d] : []));
+  if (unlimited.length !== 1) {
+    throw new UnsupportedFeatureError(
+      `extensible array index with ${unlimited.length} unlimited dimensions`,
+      dataset.path,
+      "HDF5 uses this index only for exactly one unlimited dimension; the file may be corrupt",
+    );
+  }
+  const u = unlimited[0];
+  const order = [u, ...shape.map((_, d) => d).filter((d) => d !== u)];
+  // The unlimited dimension is the slowest, so its count never enters the index arithmetic.
+  const swizzledGrid = order.map((d) => (d === u ? Number.MAX_SAFE_INTEGER : Math.ceil(Math.max(shape[d], max![d]!) / chunkShape[d])));
+  return (i) => {
+    const swizzled = coordsOf(i, swizzledGrid);
+    const coords = new Array<number>(order.length);
+    for (let k = 0; k < order.length; k++) coords[order[k]] = swizzled[k];
+    return coords;
+  };
+}
