@@ -42,6 +42,9 @@ export function byteSourceFromStore(store: RangeReadable, key: string, name = ke
   };
 }
 
+/** No single metadata structure is this large; a bigger request means a corrupt length field. */
+const MAX_READ = 1 << 30;
+
 export interface BlockCacheOptions {
   /** Size of one cached block; reads are rounded out to block boundaries. Default 64 KiB. */
   blockSize?: number;
@@ -98,6 +101,17 @@ export class CachedSource {
       });
     }
     if (length === 0) return new Uint8Array(0);
+    // A lying length field must fail here, before anything of that size is allocated.
+    const size = await this.size();
+    if ((size !== undefined && offset + length > size) || length > MAX_READ) {
+      throw new Hdf5FormatError(
+        `file truncated or bad length: wanted ${length} bytes at ${offset}` +
+          (size !== undefined ? `, file has ${size}` : ""),
+        offset,
+        structure,
+        { source: this.name },
+      );
+    }
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((offset + length - 1) / this.blockSize);
     const parts = await this.blocksFor(first, last);

@@ -61,6 +61,12 @@ export type Layout =
       /** Chunk dimensions, one per dataspace dimension (the element-size dim is dropped). */
       chunkShape: number[];
       index: ChunkIndexInfo;
+      /** Bytes per element, as recorded in the layout message (the dropped last chunk dim). */
+      elementSize?: number;
+      /** Data layout message version (1–5); v5 (HDF5 2.0) changes filtered chunk size encoding. */
+      layoutVersion?: number;
+      /** v4+ flag bit 0: partial edge chunks are stored unfiltered. */
+      dontFilterPartialEdgeChunks?: boolean;
     }
   | { kind: "virtual" };
 
@@ -107,7 +113,7 @@ export type AttributeValue =
 export interface FillValue {
   /** Raw bytes of the fill value in the dataset's datatype, or undefined when not defined. */
   bytes?: Uint8Array;
-  /** 0 early, 1 late, 2 incremental. */
+  /** As stored: 1 early, 2 late, 3 incremental (0 = not recorded, old fill value message). */
   allocTime?: number;
   /** 0 on alloc, 1 never, 2 if set by user. */
   fillTime?: number;
@@ -125,6 +131,11 @@ interface NodeBase {
 export interface Group extends NodeBase {
   kind: "group";
   children: Node[];
+  /**
+   * Set when this hard link points back to an ancestor group (a cycle): the path of that ancestor.
+   * Its children are then not repeated here.
+   */
+  cycleTo?: string;
 }
 
 export interface Dataset extends NodeBase {

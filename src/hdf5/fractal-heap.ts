@@ -1,0 +1,168 @@
+/**
+ * Fractal heap ("FRHP" header, "FHIB" indirect and "FHDB" direct blocks): where dense groups keep
+ * link messages and dense attribute storage keeps attribute messages. Objects are found by heap
+ * ID: managed objects by walking the doubling table from the root block to the direct block that
+ * holds the object's heap offset; tiny objects live inside the ID itself.
+ */
+import { UnsupportedFeatureError } from "../errors.js";
+import { Cursor, FileContext, UNDEFINED_ADDRESS, verifyChecksum } from "./io.js";
+
+/** floor(log2(n)) / 8 + 1: bytes HDF5 uses to encode values up to n. */
+function encodedSize(n: number): number {
+  return Math.floor(Math.floor(Math.log2(Math.max(1, n))) / 8) + 1;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && Number.isSafeInteger(n) && Number.isInteger(Math.log2(n));
+}
+
+export class FractalHeap {
+  readonly heapIdLength: number;
+  readonly maxManagedSize: number;
+  readonly tableWidth: number;
+  readonly startBlockSize: number;
+  readonly maxDirectBlockSize: number;
+  readonly maxHeapBits: number;
+  readonly rootAddress: number;
+  readonly rootRows: number;
+  readonly filtered: boolean;
+  readonly checksummedDirectBlocks: boolean;
+  /** Rows of a doubling table that hold direct blocks; later rows hold indirect blocks. */
+  readonly maxDirectRows: number;
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+
+  constructor(
+    private readonly ctx: FileContext,
+    readonly address: number,
+    c: Cursor,
+  ) {
+    c.signature("FRHP");
+    const version = c.u8();
+    if (version !== 0) throw c.error(`unknown fractal heap version ${version}`, address);
+    this.heapIdLength = c.u16();
+    const filterLength = c.u16();
+    const flags = c.u8();
+    this.maxManagedSize = c.u32();
+    c.length(); // next huge object id
+    c.offset(); // huge object B-tree
+    c.length(); // free space
+    c.offset(); // free space manager
+    for (let i = 0; i < 8; i++) c.length(); // managed/allocated/iterator/counts of managed, huge, tiny
+    this.tableWidth = c.u16();
+    this.startBlockSize = c.length();
+    this.maxDirectBlockSize = c.length();
+    this.maxHeapBits = c.u16();
+    c.u16(); // starting rows of the root indirect block
+    this.rootAddress = c.offset();
+    this.rootRows = c.u16();
+    this.filtered = filterLength > 0;
+    if (this.filtered) c.skip(this.ctx.sizes.lengthSize + 4 + filterLength);
+    verifyChecksum(c, 0, c.pos);
+    this.checksummedDirectBlocks = (flags & 0x02) !== 0;
+    if (this.tableWidth === 0 || this.tableWidth > 65536 || !isPowerOfTwo(this.tableWidth)) {
+      throw c.error(`invalid doubling table width ${this.tableWidth}`, address);
+    }
+    for (const [what, n] of [["starting block size", this.startBlockSize], ["maximum direct block size", this.maxDirectBlockSize]] as const) {
+      if (!isPowerOfTwo(n) || n > 2 ** 40) throw c.error(`invalid ${what} ${n}`, address);
+    }
+    if (this.maxHeapBits < 1 || this.maxHeapBits > 64) throw c.error(`invalid maximum heap size ${this.maxHeapBits} bits`, address);
+    this.maxDirectRows = Math.log2(this.maxDirectBlockSize) - Math.log2(this.startBlockSize) + 2;
+    this.offsetBytes = Math.ceil(this.maxHeapBits / 8);
+    this.lengthBytes = Math.min(encodedSize(this.maxDirectBlockSize), encodedSize(this.maxManagedSize));
+  }
+
+  /** Size of the blocks in row `row` of a doubling table. */
+  private blockSize(row: number): number {
+    return row === 0 ? this.startBlockSize : this.startBlockSize * 2 ** (row - 1);
+  }
+
+  /** The bytes of the object named by a heap ID. */
+  async object(id: Uint8Array, where: string): Promise<Uint8Array> {
+    const c = new Cursor(id, this.address, "fractal heap ID", this.ctx.sizes, this.ctx.source.name);
+    const first = c.u8();
+    if (first >> 6 !== 0) throw c.error(`unknown heap ID version ${first >> 6}`);
+    const kind = (first >> 4) & 0x03;
+    if (kind === 2) {
+      // Tiny: the object is the ID's remaining bytes; the extended form spends a second length byte.
+      const extended = this.heapIdLength > 18;
+      const length = extended ? (((first & 0x0f) << 8) | c.u8()) + 1 : (first & 0x0f) + 1;
+      return c.take(length).slice();
+    }
+    if (kind === 1) {
+      throw new UnsupportedFeatureError("fractal heap huge object", `${where} (heap at offset ${this.address})`, "objects larger than the heap's managed size are not read");
+    }
+    if (kind !== 0) throw c.error(`unknown heap ID type ${kind}`);
+    if (this.filtered) {
+      throw new UnsupportedFeatureError("filtered fractal heap", `${where} (heap at offset ${this.address})`);
+    }
+    const offset = c.uint(this.offsetBytes);
+    const length = c.uint(this.lengthBytes);
+    return this.managed(offset, length);
+  }
+
+  private async managed(offset: number, length: number): Promise<Uint8Array> {
+    if (this.rootAddress === UNDEFINED_ADDRESS) {
+      throw new Cursor(new Uint8Array(0), this.address, "fractal heap", this.ctx.sizes, this.ctx.source.name).error("object in an empty heap");
+    }
+    let block = this.rootAddress;
+    let rows = this.rootRows;
+    let within = offset;
+    let blockSize = this.startBlockSize;
+    const seen = new Set<number>();
+    // Descend indirect blocks; each level narrows `within` to an offset inside the child.
+    while (rows > 0) {
+      if (seen.has(block)) throw this.error(`indirect block cycle at ${block}`, block);
+      seen.add(block);
+      const { row, col, rest } = this.locate(within, rows, block);
+      const directRows = Math.min(rows, this.maxDirectRows);
+      const entrySize = this.ctx.sizes.offsetSize;
+      const prefix = 5 + this.ctx.sizes.offsetSize + this.offsetBytes;
+      let entry: number;
+      if (row < this.maxDirectRows) entry = row * this.tableWidth + col;
+      else entry = directRows * this.tableWidth + (row - this.maxDirectRows) * this.tableWidth + col;
+      (await this.ctx.cursor(block, 4, "fractal heap indirect block")).signature("FHIB");
+      const c = await this.ctx.cursor(block + prefix + entry * entrySize, entrySize, "fractal heap indirect block");
+      const child = c.offset();
+      if (child === UNDEFINED_ADDRESS) throw this.error(`heap offset ${offset} is in an unallocated block`, block);
+      blockSize = this.blockSize(row);
+      within = rest;
+      block = child;
+      rows = row < this.maxDirectRows ? 0 : Math.log2(blockSize) - Math.log2(this.startBlockSize * this.tableWidth) + 1;
+      if (seen.size > 64) throw this.error("fractal heap nested too deeply", block);
+    }
+    const header = 5 + this.ctx.sizes.offsetSize + this.offsetBytes + (this.checksummedDirectBlocks ? 4 : 0);
+    if (within < header || within + length > blockSize) {
+      throw this.error(`object at heap offset ${offset} (+${length}) outside its ${blockSize}-byte direct block`, block);
+    }
+    (await this.ctx.cursor(block, 4, "fractal heap direct block")).signature("FHDB");
+    return this.ctx.source.read(this.ctx.base + block + within, length, "fractal heap direct block");
+  }
+
+  /** Row and column of the doubling-table entry that covers `offset`, and the offset inside it. */
+  private locate(offset: number, rows: number, block: number): { row: number; col: number; rest: number } {
+    let start = 0;
+    for (let row = 0; row < rows; row++) {
+      const size = this.blockSize(row);
+      const span = size * this.tableWidth;
+      if (offset < start + span) {
+        const col = Math.floor((offset - start) / size);
+        return { row, col, rest: offset - start - col * size };
+      }
+      start += span;
+    }
+    throw this.error(`heap offset ${offset} beyond the indirect block's ${rows} rows`, block);
+  }
+
+  private error(message: string, at: number) {
+    return new Cursor(new Uint8Array(0), at, "fractal heap", this.ctx.sizes, this.ctx.source.name).error(message, at);
+  }
+}
+
+export async function readFractalHeap(ctx: FileContext, address: number): Promise<FractalHeap> {
+  const o = ctx.sizes.offsetSize;
+  const l = ctx.sizes.lengthSize;
+  const fixed = 4 + 1 + 2 + 2 + 1 + 4 + 12 * l + 3 * o + 2 + 2 + 2 + 2 + 4;
+  const c = await ctx.cursorUpTo(address, fixed + l + 4 + 1024, "fractal heap header");
+  return new FractalHeap(ctx, address, c);
+}
