@@ -31,6 +31,7 @@ interface ExpectedNode {
   contiguous?: { offset: number; size: number };
   target?: string;
   file?: string;
+  cycleTo?: string;
 }
 interface ExpectedFile {
   superblockVersion: number;
@@ -122,6 +123,7 @@ async function compareFile(name: string, file: Hdf5File) {
     if (got.kind === "external-link") expect({ file: got.file, target: got.target }).toEqual({ file: w.file, target: w.target });
     if (got.kind !== "group" && got.kind !== "dataset") continue;
     expect({ path, address: got.address }).toEqual({ path, address: w.address });
+    if (got.kind === "group") expect({ path, cycleTo: got.cycleTo }).toEqual({ path, cycleTo: w.cycleTo });
     const attrs: Record<string, unknown> = {};
     for (const a of got.attributes) {
       attrs[a.name] = { dtype: describeType(a.type), shape: a.shape, value: a.shape === null ? null : normalize(a.value, a.type) };
@@ -165,4 +167,105 @@ describe("HDF5 reader matches h5py", () => {
       await compareFile(name, file);
     });
   }
+});
+
+describe("HDF5 reader: paths, links and errors", () => {
+  const open = (name: string) => openHdf5(fileSource(pathOf(name)));
+
+  it("get() resolves nested paths, soft links on the way, and reports links themselves", async () => {
+    const file = await open("earliest.h5");
+    const deep = await file.get("/group1/sub/deep");
+    expect(deep?.kind).toBe("dataset");
+    expect(deep && deep.kind === "dataset" ? deep.shape : undefined).toEqual([2, 3]);
+    expect(await file.get("/soft")).toEqual({ kind: "soft-link", path: "/soft", name: "soft", target: "/group1/sub" });
+    // Through the soft link to the same object.
+    const viaSoft = await file.get("/soft/deep");
+    expect(viaSoft?.kind === "dataset" ? viaSoft.address : -1).toBe(deep?.kind === "dataset" ? deep.address : -2);
+    const ext = await file.get("external");
+    expect(ext).toMatchObject({ kind: "external-link", file: "other.h5", target: "/somewhere" });
+    expect(await file.get("/no/such/thing")).toBeUndefined();
+    expect(await file.get("/int8/child")).toBeUndefined();
+    const root = await file.get("/");
+    expect(root?.kind).toBe("group");
+    // Committed datatypes are not data nodes.
+    expect(await file.get("/named_type")).toBeUndefined();
+  });
+
+  it("marks a hard link back to an ancestor instead of descending forever", async () => {
+    const file = await open("latest.h5");
+    const up = await file.get("/group1/sub/up");
+    expect(up).toMatchObject({ kind: "group", cycleTo: "/group1", children: [] });
+  });
+
+  it("delegates chunk listing to the chunk index readers", async () => {
+    const file = await open("earliest.h5");
+    const ds = await file.get("/chunked");
+    if (ds?.kind !== "dataset") throw new Error("no dataset");
+    const chunks = await file.chunks(ds);
+    expect(chunks.map((c) => c.coords)).toEqual([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]);
+  });
+
+  it("names netCDF-3 and other non-HDF5 input", async () => {
+    await expect(open("classic.nc")).rejects.toThrow(/not an HDF5 file \(looks like netCDF-3 classic\)/);
+    await expect(open("generate.py")).rejects.toThrow(Hdf5FormatError);
+    await expect(openHdf5(bytesSource("empty", new Uint8Array(0)))).rejects.toThrow(/not an HDF5 file/);
+  });
+
+  it("reports truncation with the structure and offset", async () => {
+    const bytes = new Uint8Array(readFileSync(pathOf("latest.h5")));
+    const file = await openHdf5(bytesSource("cut.h5", bytes.subarray(0, 2000)));
+    const err = await file.root().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Hdf5FormatError);
+    expect((err as Hdf5FormatError).message).toMatch(/cut\.h5: .* at offset \d+: .*truncated/);
+  });
+
+  it("detects a corrupt v2 object header by its checksum", async () => {
+    const bytes = new Uint8Array(readFileSync(pathOf("latest.h5")));
+    const file = await openHdf5(bytesSource("ok", bytes));
+    const at = file.rootAddress;
+    const bad = bytes.slice();
+    bad[at + 12] ^= 0xff; // inside the root object header's first chunk
+    const err = await (await openHdf5(bytesSource("bad.h5", bad))).root().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Hdf5FormatError);
+    expect((err as Error).message).toMatch(/object header at offset \d+: .*(checksum|signature|message)/);
+  });
+
+  it("stops at an object header continuation that points back at itself", async () => {
+    const bytes = new Uint8Array(readFileSync(pathOf("earliest.h5")));
+    const file = await openHdf5(bytesSource("ok", bytes));
+    const root = file.rootAddress;
+    // A v1 header's messages start 16 bytes in; rewrite the first one as a continuation to that chunk.
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const bad = bytes.slice();
+    const badView = new DataView(bad.buffer);
+    const firstSize = view.getUint16(root + 16 + 2, true);
+    expect(firstSize).toBeGreaterThanOrEqual(16);
+    badView.setUint16(root + 16, 0x10, true);
+    badView.setBigUint64(root + 24, BigInt(root + 16), true);
+    badView.setBigUint64(root + 32, BigInt(view.getUint32(root + 8, true)), true);
+    const err = await (await openHdf5(bytesSource("loop.h5", bad))).root().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Hdf5FormatError);
+    expect((err as Error).message).toMatch(/continuation cycle/);
+  });
+
+  it("reads a small file's metadata in a handful of requests through the block cache", async () => {
+    for (const [name, blockSize, readAhead, most] of [
+      ["latest.h5", 65536, 3, 1],
+      ["latest.h5", 4096, 0, 20],
+      ["corpus/pyfive_issue23_B.nc", 4096, 1, 20],
+    ] as const) {
+      const file = await openHdf5(fileSource(pathOf(name)), { blockSize, readAhead });
+      await file.root();
+      const { requests, bytesRead } = file.context.source;
+      console.log(`${name}: open + root() with ${blockSize}-byte blocks, read-ahead ${readAhead}: ${requests} requests, ${bytesRead} bytes`);
+      expect(requests).toBeGreaterThan(0);
+      expect(requests).toBeLessThanOrEqual(most);
+    }
+  });
+
+  it("honours an abort signal", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(openHdf5(fileSource(pathOf("earliest.h5")), { signal: controller.signal })).rejects.toThrow();
+  });
 });
