@@ -1,0 +1,132 @@
+/**
+ * Corrupt and truncated HDF5 files: every case must either read or fail with one of our named
+ * errors (Hdf5FormatError, UnsupportedFeatureError) — never a TypeError/RangeError, never a hang.
+ * Mutations are deterministic (seeded PRNG) and aimed at the bytes the reader actually reads.
+ */
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { ActivestoreError } from "../src/errors.js";
+import { openHdf5 } from "../src/hdf5/file.js";
+import type { ByteSource } from "../src/hdf5/io.js";
+import type { Group } from "../src/hdf5/model.js";
+import { bytesSource, fileBytes } from "./fixtures/hdf5-core/file-source.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fixtures = join(here, "fixtures", "hdf5-core");
+const corpus = resolve(here, "..", "..", "shared", "corpus");
+
+const FILES = [
+  join(fixtures, "earliest.h5"),
+  join(fixtures, "latest.h5"),
+  join(fixtures, "netcdf4.nc"),
+  join(fixtures, "sizes4.h5"),
+  join(corpus, "pyfive_new_style_groups.hdf5"),
+  join(corpus, "kerchunk_vlen.h5"),
+];
+/** HDF5_FUZZ_CASES=5000 for a longer local run. */
+const CASES_PER_FILE = Number(process.env.HDF5_FUZZ_CASES ?? 300);
+const TRUNCATIONS_PER_FILE = 60;
+/** A case that has not settled by then is a hang. Generous: the machine is shared. */
+const HANG_MS = 10_000;
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Reads everything the reader offers: the tree (attributes decoded) and every chunk index. */
+async function readAll(source: ByteSource): Promise<void> {
+  const file = await openHdf5(source, { blockSize: 512, readAhead: 0 });
+  const root = await file.root();
+  const datasets: Group["children"] = [];
+  const visit = (g: Group) => {
+    for (const c of g.children) {
+      if (c.kind === "group") visit(c);
+      else datasets.push(c);
+    }
+  };
+  visit(root);
+  for (const d of datasets) if (d.kind === "dataset" && d.layout.kind === "chunked") await file.chunks(d);
+}
+
+/** Offsets the reader touches on the intact file: mutations there exercise parsing, not raw data. */
+async function touchedOffsets(bytes: Uint8Array): Promise<number[]> {
+  const touched = new Set<number>();
+  const base = bytesSource("probe", bytes);
+  await readAll({
+    ...base,
+    async read(offset, length) {
+      for (let i = offset; i < Math.min(offset + length, bytes.length); i += 512) touched.add(i);
+      return base.read(offset, length);
+    },
+  });
+  const out: number[] = [];
+  for (const block of touched) for (let i = block; i < Math.min(block + 512, bytes.length); i++) out.push(i);
+  return out;
+}
+
+type Outcome = "ok" | "named" | { unexpected: unknown };
+
+async function runCase(name: string, bytes: Uint8Array): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve({ unexpected: new Error(`${name}: no result after ${HANG_MS} ms`) }), HANG_MS);
+  });
+  const work = readAll(bytesSource(name, bytes)).then(
+    (): Outcome => "ok",
+    (e: unknown): Outcome => (e instanceof ActivestoreError ? "named" : { unexpected: e }),
+  );
+  try {
+    return await Promise.race([work, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("HDF5 reader on corrupt input", () => {
+  it("reads or raises a named error for every mutated or truncated file", { timeout: 900_000 }, async () => {
+    const random = mulberry32(20261122);
+    const tally = { ok: 0, named: 0, cases: 0 };
+    const failures: string[] = [];
+    for (const path of FILES) {
+      const original = await fileBytes(path);
+      const targets = await touchedOffsets(original);
+      const cases: [string, Uint8Array][] = [];
+      for (let i = 0; i < CASES_PER_FILE; i++) {
+        const bytes = original.slice();
+        const flips = 1 + Math.floor(random() * 4);
+        const where: number[] = [];
+        for (let f = 0; f < flips; f++) {
+          const at = targets[Math.floor(random() * targets.length)];
+          // Mix of bit flips, random bytes and the values that break lengths and addresses.
+          const kind = random();
+          bytes[at] = kind < 0.4 ? bytes[at] ^ (1 << Math.floor(random() * 8)) : kind < 0.7 ? Math.floor(random() * 256) : kind < 0.85 ? 0xff : 0;
+          where.push(at);
+        }
+        cases.push([`${path} flip@${where.join(",")}`, bytes]);
+      }
+      for (let i = 0; i < TRUNCATIONS_PER_FILE; i++) {
+        const at = i < TRUNCATIONS_PER_FILE / 2 ? Math.floor(random() * original.length) : targets[Math.floor(random() * targets.length)];
+        cases.push([`${path} cut@${at}`, original.subarray(0, at)]);
+      }
+      for (const [name, bytes] of cases) {
+        const outcome = await runCase(name, bytes);
+        tally.cases++;
+        if (outcome === "ok") tally.ok++;
+        else if (outcome === "named") tally.named++;
+        else if (failures.length < 10) failures.push(`${name}: ${String((outcome.unexpected as Error)?.stack ?? outcome.unexpected)}`);
+        else failures.push(name);
+      }
+    }
+    console.log(`hdf5 fuzz: ${tally.cases} cases over ${FILES.length} files: ${tally.ok} read, ${tally.named} named errors, ${failures.length} other`);
+    expect(failures.slice(0, 10)).toEqual([]);
+    expect(tally.cases).toBe(FILES.length * (CASES_PER_FILE + TRUNCATIONS_PER_FILE));
+  });
+});
