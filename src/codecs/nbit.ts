@@ -1,0 +1,78 @@
+/**
+ * HDF5 N-bit filter (id 5), decode only; our id `hdf5_nbit` with
+ * `{ parameters: <client data>, dtype: <numpy dtype of the dataset, e.g. "<i4"> }`.
+ *
+ * Client data (H5Znbit.c) for an integer or float dataset: 0 number of values, 1 "no compression
+ * needed" flag, 2 elements in a chunk, 3 class (1 atomic), 4 size, 5 byte order (0 LE, 1 BE),
+ * 6 precision (bits), 7 offset (bits). The stored chunk is every element's `precision` significant
+ * bits, most significant first, packed with no alignment.
+ *
+ * The filter's own output would be the file type's bytes: the field at its bit offset, padding zero.
+ * zarr cannot describe such a type, so for integers we also do what HDF5's type conversion does on
+ * read: shift the field down and sign-extend it to the full width, which is what h5py returns.
+ * Floats get the filter output as is (field restored at its offset); that equals the value when the
+ * reduced float still has IEEE field positions. Compound and array datatypes (class 2/3) are
+ * refused with a CodecError.
+ */
+import { CodecError } from "../errors.js";
+import { BitReader, writeUint } from "./bits.js";
+import { type BytesCodec, type ChunkMeta, checkSize, decodedLimit, intArrayOption, stringOption } from "./types.js";
+
+const ID = "hdf5_nbit";
+
+export class NbitCodec implements BytesCodec {
+  static readonly kind = "bytes_to_bytes";
+  readonly kind = "bytes_to_bytes" as const;
+  private readonly passThrough: boolean;
+  private readonly count: number = 0;
+  private readonly size: number = 0;
+  private readonly littleEndian: boolean = true;
+  private readonly precision: number = 0;
+  private readonly offset: number = 0;
+  private readonly kindOfValue: "signed" | "unsigned" | "float";
+
+  constructor(p: number[], dtype: string, limit: number) {
+    if (p.length < 5 || p[0] !== p.length) {
+      throw new CodecError(`client data says ${p[0]} values but has ${p.length}`, ID);
+    }
+    const m = /^([<>|=])([iuf])(\d+)$/.exec(dtype);
+    if (!m) throw new CodecError(`dtype "${dtype}" is not an integer or float numpy dtype`, ID);
+    this.kindOfValue = m[2] === "i" ? "signed" : m[2] === "u" ? "unsigned" : "float";
+    this.passThrough = p[1] !== 0;
+    if (this.passThrough) return;
+    if (p[3] !== 1) throw new CodecError(`datatype class ${p[3]} (array/compound) is not supported`, ID);
+    if (p.length < 8) throw new CodecError(`atomic datatype needs 8 client data values, got ${p.length}`, ID);
+    [this.count, this.size, this.littleEndian, this.precision, this.offset] = [p[2], p[4], p[5] === 0, p[6], p[7]];
+    if (this.size !== Number(m[3])) throw new CodecError(`client data size ${this.size} does not match dtype ${dtype}`, ID);
+    if (this.precision < 1 || this.precision + this.offset > this.size * 8) {
+      throw new CodecError(`precision ${this.precision} at offset ${this.offset} does not fit ${this.size} bytes`, ID);
+    }
+    checkSize(ID, "decoded chunk size", this.count * this.size, limit);
+  }
+
+  static fromConfig(config: unknown, meta?: ChunkMeta): NbitCodec {
+    return new NbitCodec(intArrayOption(ID, config, "parameters"), stringOption(ID, config, "dtype"), decodedLimit(meta));
+  }
+
+  encode(): Uint8Array {
+    throw new CodecError("encoding is not implemented (decode only)", ID);
+  }
+
+  decode(src: Uint8Array): Uint8Array {
+    if (this.passThrough) return src;
+    const { count, size, precision, offset, littleEndian } = this;
+    const out = new Uint8Array(count * size);
+    const reader = new BitReader(src, ID);
+    reader.require(count, precision);
+    const width = BigInt(size * 8);
+    const full = (1n << width) - 1n;
+    const signBit = 1n << BigInt(precision - 1);
+    for (let i = 0; i < count; i++) {
+      let v = reader.readBig(precision);
+      if (this.kindOfValue === "float") v <<= BigInt(offset);
+      else if (this.kindOfValue === "signed" && v & signBit) v = (v - (signBit << 1n)) & full;
+      writeUint(out, i * size, size, v, littleEndian);
+    }
+    return out;
+  }
+}
