@@ -65,6 +65,24 @@ export async function readChunkBTree1(
   options: BTree1Options = {},
 ): Promise<BTree1ChunkRecord[]> {
   const out: BTree1ChunkRecord[] = [];
+  await forEachChunkBTree1(ctx, address, rank, (address, size, filterMask, offsets) => {
+    out.push({ address, size, filterMask, offsets });
+  }, options);
+  return out;
+}
+
+/**
+ * Streaming form of readChunkBTree1: calls `visit` for each chunk in order, without building
+ * intermediate records (what the chunk index uses for large trees). `offsets` is a fresh array
+ * the visitor may keep.
+ */
+export async function forEachChunkBTree1(
+  ctx: FileContext,
+  address: number,
+  rank: number,
+  visit: (address: number, size: number, filterMask: number, offsets: number[]) => void,
+  options: BTree1Options = {},
+): Promise<void> {
   const keySize = 8 + 8 * (rank + 1);
   await walk(ctx, address, 1, keySize, options, (c) => {
     const size = c.u32();
@@ -74,9 +92,8 @@ export async function readChunkBTree1(
     c.skip(8); // element-size dimension: always 0 in a key
     const chunk = c.offset();
     if (chunk === UNDEFINED_ADDRESS) throw c.error("chunk entry with undefined address");
-    out.push({ address: chunk, size, filterMask, offsets });
+    visit(chunk, size, filterMask, offsets);
   });
-  return out;
 }
 
 interface NodeHeader {

@@ -1,5 +1,6 @@
 /** Chunks indexed by a version 1 B-tree (layout message versions 1–3, node type 1). */
-import { readChunkBTree1 } from "../btree1.js";
+import { Hdf5FormatError } from "../../errors.js";
+import { forEachChunkBTree1 } from "../btree1.js";
 import type { FileContext } from "../io.js";
 import type { ChunkEntry } from "../model.js";
 
@@ -9,24 +10,30 @@ export async function readBTree1Chunks(
   chunkShape: number[],
   signal?: AbortSignal,
 ): Promise<ChunkEntry[]> {
-  const records = await readChunkBTree1(ctx, address, chunkShape.length, { signal });
-  const out = new Array<ChunkEntry>(records.length);
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i];
-    const coords = new Array<number>(chunkShape.length);
-    for (let d = 0; d < chunkShape.length; d++) {
-      // Keys hold element offsets, always multiples of the chunk dimension in a valid file.
-      if (r.offsets[d] % chunkShape[d] !== 0) {
-        throw await misaligned(ctx, address, r.offsets, chunkShape);
+  const out: ChunkEntry[] = [];
+  const rank = chunkShape.length;
+  await forEachChunkBTree1(
+    ctx,
+    address,
+    rank,
+    (offset, size, filterMask, coords) => {
+      // Keys hold element offsets, multiples of the chunk dimensions in a valid file;
+      // the array becomes the coordinates in place.
+      for (let d = 0; d < rank; d++) {
+        const o = coords[d];
+        if (o % chunkShape[d] !== 0) {
+          throw new Hdf5FormatError(
+            `chunk key offset [${coords}] is not a multiple of the chunk shape [${chunkShape}]`,
+            address,
+            "v1 B-tree",
+            { source: ctx.source.name },
+          );
+        }
+        coords[d] = o / chunkShape[d];
       }
-      coords[d] = r.offsets[d] / chunkShape[d];
-    }
-    out[i] = { coords, offset: r.address, size: r.size, filterMask: r.filterMask };
-  }
+      out.push({ coords, offset, size, filterMask });
+    },
+    { signal },
+  );
   return out;
-}
-
-async function misaligned(ctx: FileContext, address: number, offsets: number[], chunkShape: number[]) {
-  const c = await ctx.cursor(address, 0, "v1 B-tree node");
-  return c.error(`chunk key offset [${offsets}] is not a multiple of the chunk shape [${chunkShape}]`);
 }

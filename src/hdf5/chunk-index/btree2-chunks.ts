@@ -1,13 +1,13 @@
 /**
  * Chunks indexed by a version 2 B-tree (layout v4 index type 5, datasets with more than one
- * unlimited dimension): record type 10 (unfiltered) or 11 (filtered), each holding the chunk's
- * scaled coordinates directly.
+ * unlimited dimension): record type 10 (unfiltered: address, scaled coordinates) or 11
+ * (filtered: address, chunk size, filter mask, scaled coordinates).
  */
-import { chunkRecordDecoder, readBTree2Header, readBTree2RecordsWithHeader } from "../btree2.js";
+import { type BTree2RecordDecoder, readBTree2Header, readBTree2RecordsWithHeader } from "../btree2.js";
 import type { FileContext } from "../io.js";
 import { UNDEFINED_ADDRESS } from "../io.js";
 import type { ChunkEntry } from "../model.js";
-import { chunkSizeWidth } from "./common.js";
+import { addressAt, chunkSizeWidth } from "./common.js";
 
 export async function readBTree2Chunks(
   ctx: FileContext,
@@ -20,24 +20,40 @@ export async function readBTree2Chunks(
   if (address === UNDEFINED_ADDRESS) return [];
   const header = await readBTree2Header(ctx, address);
   const expectedType = filtered ? 11 : 10;
-  const c = await ctx.cursor(address, 0, "v2 B-tree header");
-  if (header.type !== expectedType) {
+  const o = ctx.sizes.offsetSize;
+  const width = filtered ? chunkSizeWidth(rawChunkBytes) : 0;
+  const expectedSize = filtered ? o + width + 4 + 8 * rank : o + 8 * rank;
+  if (header.type !== expectedType || header.recordSize !== expectedSize) {
+    const c = await ctx.cursor(address, 0, "v2 B-tree header");
     throw c.error(
-      `record type ${header.type}, but a ${filtered ? "filtered" : "unfiltered"} dataset uses type ${expectedType}`,
+      `record type ${header.type} of ${header.recordSize} bytes, but a ${filtered ? "filtered" : "unfiltered"} ` +
+        `rank-${rank} dataset with ${rawChunkBytes}-byte chunks uses type ${expectedType} of ${expectedSize} bytes`,
     );
   }
-  if (filtered) {
-    const width = chunkSizeWidth(rawChunkBytes);
-    const expected = ctx.sizes.offsetSize + width + 4 + 8 * rank;
-    if (header.recordSize !== expected) {
-      throw c.error(`record size ${header.recordSize}, expected ${expected} for rank ${rank} and ${rawChunkBytes}-byte chunks`);
+  // Decodes straight into ChunkEntry: one object and one array per chunk, nothing else.
+  const decode: BTree2RecordDecoder<ChunkEntry> = (c) => {
+    const bytes = c.bytes;
+    let pos = c.pos;
+    c.skip(expectedSize);
+    const offset = addressAt(bytes, pos, o);
+    pos += o;
+    let size = rawChunkBytes;
+    let filterMask = 0;
+    if (filtered) {
+      size = addressAt(bytes, pos, width);
+      pos += width;
+      filterMask = (bytes[pos] | (bytes[pos + 1] << 8) | (bytes[pos + 2] << 16) | (bytes[pos + 3] << 24)) >>> 0;
+      pos += 4;
     }
-  }
-  const records = await readBTree2RecordsWithHeader(ctx, header, chunkRecordDecoder(rank), { signal });
-  const out: ChunkEntry[] = [];
-  for (const r of records) {
-    if (r.address === UNDEFINED_ADDRESS) continue;
-    out.push({ coords: r.scaled, offset: r.address, size: r.size ?? rawChunkBytes, filterMask: r.filterMask });
-  }
-  return out;
+    const coords = new Array<number>(rank);
+    for (let d = 0; d < rank; d++, pos += 8) coords[d] = addressAt(bytes, pos, 8);
+    if (offset < 0 || size < 0 || size === UNDEFINED_ADDRESS || coords.some((x) => x < 0 || x === UNDEFINED_ADDRESS)) {
+      throw c.error("chunk record with an out-of-range field", c.base + c.pos - expectedSize);
+    }
+    return { coords, offset, size, filterMask };
+  };
+  const records = await readBTree2RecordsWithHeader(ctx, header, decode, { signal });
+  return records.some((r) => r.offset === UNDEFINED_ADDRESS)
+    ? records.filter((r) => r.offset !== UNDEFINED_ADDRESS)
+    : records;
 }
