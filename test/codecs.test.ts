@@ -333,6 +333,17 @@ describe("end to end through zarrita", () => {
     const view = new DataView(expected.buffer, expected.byteOffset, expected.byteLength);
     expect(Array.from(data as Float64Array)).toEqual(Array.from({ length: 60 }, (_, i) => view.getFloat64(i * 8, false)));
   });
+  it("shuffle uses the recorded elementsize, not the dtype's (zarrita's built-in would use 1 here)", async () => {
+    const bytes = Uint8Array.from({ length: 24 }, (_, i) => (i * 11) & 255);
+    const filters = [{ id: "shuffle", elementsize: 4 }, { id: "zlib", level: 1 }];
+    const chunk = await (await loadCodecChain(filters, { dataType: "uint8", shape: [24] })).encode(bytes);
+    const store = mapStore({
+      ".zarray": json({ zarr_format: 2, shape: [24], chunks: [24], dtype: "|u1", compressor: null, fill_value: 0, order: "C", filters }),
+      "0": chunk,
+    });
+    const { data } = await zarr.get(await zarr.open.v2(store, { kind: "array" }));
+    expect(Array.from(data as Uint8Array)).toEqual(Array.from(bytes));
+  });
   it("h5py chunks behind our filter mapping: big-endian f8 with shuffle → zlib → fletcher32", async () => {
     const c = h5("gzip_shuffle_fletcher_be_f8");
     const files: Record<string, Uint8Array> = {
