@@ -84,7 +84,7 @@ function normalize(v: AttributeValue, t: Datatype): Json {
     return v.map((x) => normalize(x, Array.isArray(x) && t.class !== "array" && t.class !== "vlen-sequence" ? t : inner));
   }
   if (t.class === "reference") {
-    if (t.kind === "region") return { region_ref: true };
+    if (t.kind === "region") return { region_ref: v === null ? null : ((v as { object: number }).object ?? null) };
     return { ref: v as number | null };
   }
   if (typeof v === "bigint") return { bigint: v.toString() };

@@ -144,7 +144,15 @@ async function decodeElement(
         const address = readAddress(b, ctx.sizes.offsetSize);
         return address === 0 || address === UNDEFINED_ADDRESS ? null : address;
       }
-      return { collection: readAddress(b, ctx.sizes.offsetSize), index: readU32(b, ctx.sizes.offsetSize) };
+      // A region reference names a global heap object: the object's address, then the selection.
+      const collection = readAddress(b, ctx.sizes.offsetSize);
+      const index = readU32(b, ctx.sizes.offsetSize);
+      if (collection === 0 || collection === UNDEFINED_ADDRESS) return null;
+      const data = await readGlobalHeapObject(ctx, { collection, index });
+      if (data.length < ctx.sizes.offsetSize) {
+        throw new Hdf5FormatError("region reference object too short", collection, "global heap object", { source: ctx.source.name });
+      }
+      return { object: readAddress(data, ctx.sizes.offsetSize), selection: data.slice(ctx.sizes.offsetSize) };
     }
     case "vlen-string":
     case "vlen-sequence": {

@@ -96,6 +96,10 @@ export interface Attribute {
   /**
    * Decoded value: numbers (bigint for 64-bit integers that do not fit a double), strings,
    * nested arrays for compound/array types, flattened in C order for multi-dimensional shapes.
+   * Enums give their integer value, except h5py's bool enum (FALSE/TRUE) which gives booleans.
+   * Object references give the referenced object header address (null when unset); region
+   * references give `{ object: address, selection: raw serialized selection bytes }`.
+   * Opaque and time values are raw bytes.
    */
   value: AttributeValue;
 }
