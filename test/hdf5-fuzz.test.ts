@@ -21,6 +21,7 @@ const FILES = [
   join(fixtures, "latest.h5"),
   join(fixtures, "netcdf4.nc"),
   join(fixtures, "sizes4.h5"),
+  join(fixtures, "sohm.h5"),
   join(corpus, "pyfive_new_style_groups.hdf5"),
   join(corpus, "kerchunk_vlen.h5"),
 ];

@@ -23,7 +23,7 @@ import {
   decodeShared,
   decodeSharedMessageTable,
   decodeSharedMessageTableMessage,
-  SOHM_TYPE_BIT,
+  sharedMessageFlag,
   type SharedMessage,
   type SharedMessageIndex,
 } from "./messages/shared.js";
@@ -117,7 +117,7 @@ export class ObjectReader {
       }
       return this.resolve(target, depth + 1);
     }
-    const bit = SOHM_TYPE_BIT[type] ?? 0;
+    const bit = sharedMessageFlag(type);
     const index = this.sharedIndexes.find((i) => i.messageTypes & bit);
     if (!index) {
       throw new Hdf5FormatError(`message of type ${type} is in the shared message heap, but the file has no such index`, at, "shared message", {

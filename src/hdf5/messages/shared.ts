@@ -38,13 +38,18 @@ export function decodeSharedMessageTableMessage(c: Cursor): SharedMessageTableMe
 }
 
 export interface SharedMessageIndex {
-  /** Bit i set: messages of type i (bit 0 dataspace, 1 datatype, 2 fill, 3 filters, 4 attribute). */
+  /** Which message types the index holds: bit (1 << message type), as the HDF5 library writes it. */
   messageTypes: number;
   fractalHeapAddress: number;
 }
 
-/** Bits of the SOHM "message type flags" per message type. */
-export const SOHM_TYPE_BIT: Record<number, number> = { 0x1: 1, 0x3: 2, 0x5: 4, 0xb: 8, 0xc: 16 };
+/**
+ * The "message type flags" bit of a message type. The library sets 1 << type id (and files the
+ * new fill value message under the old one's id, 4), which is what real files contain.
+ */
+export function sharedMessageFlag(type: number): number {
+  return 1 << (type === 0x5 ? 0x4 : type);
+}
 
 /** The "SMTB" table: one index (list or v2 B-tree) per group of message types. */
 export function decodeSharedMessageTable(c: Cursor, indexCount: number): SharedMessageIndex[] {
