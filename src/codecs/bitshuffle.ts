@@ -35,17 +35,35 @@ export function defaultBlockSize(itemsize: number): number {
 /** Undo the bit transpose of one block of `n` elements (n % 8 == 0) into `out`. */
 function untransposeBlock(src: Uint8Array, out: Uint8Array, n: number, s: number): void {
   const rowBytes = n >>> 3;
-  out.fill(0);
   for (let j = 0; j < s; j++) {
-    for (let k = 0; k < 8; k++) {
-      const row = (j * 8 + k) * rowBytes;
-      const bit = 1 << k;
-      for (let g = 0; g < rowBytes; g++) {
-        const v = src[row + g];
-        if (v === 0) continue;
-        const base = g * 8 * s + j;
-        for (let t = 0; t < 8; t++) if ((v >>> t) & 1) out[base + t * s] |= bit;
-      }
+    const row0 = j * 8 * rowBytes;
+    for (let g = 0; g < rowBytes; g++) {
+      // The 8 bit-rows of byte j for elements 8g..8g+7 form an 8x8 bit matrix (row k = bit k);
+      // transposing it yields byte j of those 8 elements. Rows 0-3 in lo, 4-7 in hi.
+      const at = row0 + g;
+      let lo = src[at] | (src[at + rowBytes] << 8) | (src[at + 2 * rowBytes] << 16) | (src[at + 3 * rowBytes] << 24);
+      let hi =
+        src[at + 4 * rowBytes] | (src[at + 5 * rowBytes] << 8) | (src[at + 6 * rowBytes] << 16) | (src[at + 7 * rowBytes] << 24);
+      let t = (lo ^ (lo >>> 7)) & 0x00aa00aa;
+      lo = lo ^ t ^ (t << 7);
+      t = (hi ^ (hi >>> 7)) & 0x00aa00aa;
+      hi = hi ^ t ^ (t << 7);
+      t = (lo ^ (lo >>> 14)) & 0x0000cccc;
+      lo = lo ^ t ^ (t << 14);
+      t = (hi ^ (hi >>> 14)) & 0x0000cccc;
+      hi = hi ^ t ^ (t << 14);
+      t = (lo ^ ((lo >>> 28) | (hi << 4))) & 0xf0f0f0f0;
+      lo ^= t;
+      hi ^= t >>> 4;
+      const base = g * 8 * s + j;
+      out[base] = lo;
+      out[base + s] = lo >>> 8;
+      out[base + 2 * s] = lo >>> 16;
+      out[base + 3 * s] = lo >>> 24;
+      out[base + 4 * s] = hi;
+      out[base + 5 * s] = hi >>> 8;
+      out[base + 6 * s] = hi >>> 16;
+      out[base + 7 * s] = hi >>> 24;
     }
   }
 }

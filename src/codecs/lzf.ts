@@ -29,10 +29,9 @@ export function lzfDecompress(src: Uint8Array, limit: number): Uint8Array {
     if (ctrl < 32) {
       const len = ctrl + 1;
       if (ip + len > src.length) fail(`literal run of ${len} bytes at input ${ip - 1} runs past the end`);
-      ensure(len);
-      out.set(src.subarray(ip, ip + len), op);
-      op += len;
-      ip += len;
+      if (op + len > out.length) ensure(len);
+      // Runs are at most 32 bytes: a plain loop beats creating a subarray for each.
+      for (let k = 0; k < len; k++) out[op++] = src[ip++];
     } else {
       let len = ctrl >> 5;
       if (len === 7) {
@@ -43,7 +42,7 @@ export function lzfDecompress(src: Uint8Array, limit: number): Uint8Array {
       const distance = ((ctrl & 0x1f) << 8) + src[ip++] + 1;
       len += 2;
       if (distance > op) fail(`back reference ${distance} bytes behind output position ${op}`);
-      ensure(len);
+      if (op + len > out.length) ensure(len);
       // Byte by byte: a reference may overlap the bytes it produces (run-length style).
       let from = op - distance;
       for (let k = 0; k < len; k++) out[op++] = out[from++];

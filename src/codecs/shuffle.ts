@@ -29,10 +29,17 @@ export class ShuffleCodec implements BytesCodec {
   }
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function transpose(src: Uint8Array, size: number, forward: boolean): Uint8Array {
   if (size === 1) return src;
   const n = Math.floor(src.length / size);
   const out = new Uint8Array(src.length);
+  if (!forward && LITTLE_ENDIAN_HOST && (size === 2 || size === 4 || size === 8)) {
+    unshuffleWords(src, out, n, size);
+    out.set(src.subarray(n * size), n * size);
+    return out;
+  }
   for (let b = 0; b < size; b++) {
     const plane = b * n;
     if (forward) for (let i = 0; i < n; i++) out[plane + i] = src[i * size + b];
@@ -41,4 +48,24 @@ function transpose(src: Uint8Array, size: number, forward: boolean): Uint8Array 
   const whole = n * size;
   out.set(src.subarray(whole), whole);
   return out;
+}
+
+/** Unshuffle by assembling whole 16/32-bit words: several times faster than byte-by-byte. */
+function unshuffleWords(src: Uint8Array, out: Uint8Array, n: number, size: number): void {
+  if (size === 2) {
+    const w = new Uint16Array(out.buffer, 0, n);
+    for (let i = 0; i < n; i++) w[i] = src[i] | (src[n + i] << 8);
+    return;
+  }
+  const w = new Uint32Array(out.buffer, 0, (n * size) >>> 2);
+  const [n2, n3] = [2 * n, 3 * n];
+  if (size === 4) {
+    for (let i = 0; i < n; i++) w[i] = src[i] | (src[n + i] << 8) | (src[n2 + i] << 16) | (src[n3 + i] << 24);
+    return;
+  }
+  const [n4, n5, n6, n7] = [4 * n, 5 * n, 6 * n, 7 * n];
+  for (let i = 0; i < n; i++) {
+    w[2 * i] = src[i] | (src[n + i] << 8) | (src[n2 + i] << 16) | (src[n3 + i] << 24);
+    w[2 * i + 1] = src[n4 + i] | (src[n5 + i] << 8) | (src[n6 + i] << 16) | (src[n7 + i] << 24);
+  }
 }

@@ -32,7 +32,10 @@ abstract class DeflateFamily implements BytesCodec {
   async decode(bytes: Uint8Array): Promise<Uint8Array> {
     try {
       // maxOutputLength turns a decompression bomb into an error instead of an allocation.
-      return toU8(await this.inflateFn(bytes, { maxOutputLength: this.limit }));
+      // A large chunkSize: async zlib does one thread-pool round trip per output chunk, and the
+      // 16 KiB default makes a 4 MiB chunk take 250 trips (5x slower than inflateSync).
+      const chunkSize = Math.min(this.limit, Math.max(1 << 16, bytes.length * 4), 8 << 20);
+      return toU8(await this.inflateFn(bytes, { maxOutputLength: this.limit, chunkSize }));
     } catch (cause) {
       const msg = cause instanceof Error ? cause.message : String(cause);
       throw new CodecError(`cannot decompress ${bytes.length} bytes: ${msg}`, this.id, undefined, { cause });
