@@ -13,96 +13,17 @@ import * as zarr from "zarrita";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReferenceSetError } from "../src/errors.js";
 import { buildReferencesWithWarnings, type BuildResult } from "../src/refs/build.js";
-import { decodeNpy } from "../src/refs/npy.js";
 import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js";
 import { toJson } from "../src/refs/json.js";
 import { registerCodecs } from "../src/codecs/registry.js";
+import { expectSameValues, expectedValues as valuesOf, type ManifestEntry } from "./fixtures/refs/expected.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/refs/", import.meta.url));
 
-interface ChunkInfo {
-  coords: number[];
-  offset: number;
-  size: number;
-  filterMask: number;
-}
-interface ManifestEntry {
-  path: string;
-  dtype: string;
-  kind: string;
-  shape: number[];
-  chunks: number[] | null;
-  layout: { kind: string; offset?: number | null; size?: number };
-  filters: { id: number }[];
-  chunkInfo: ChunkInfo[];
-  values: string | null;
-  ncDims?: string[];
-  isDimensionScale: boolean;
-}
 const manifest = JSON.parse(readFileSync(join(FIXTURES, "manifest.json"), "utf8")) as {
   files: Record<string, ManifestEntry[]>;
 };
 const FILES = Object.keys(manifest.files);
-
-/** Expected values in C order as JS values (numbers, bigints, booleans, strings). */
-export function expectedValues(file: string, entry: ManifestEntry): unknown[] {
-  const path = join(FIXTURES, "values", file, entry.values!);
-  if (path.endsWith(".json")) {
-    const v = JSON.parse(readFileSync(path, "utf8")) as unknown;
-    return Array.isArray(v) ? v.flat(Infinity) : [v];
-  }
-  return npyToList(readFileSync(path));
-}
-
-export function npyToList(bytes: Uint8Array): unknown[] {
-  const npy = decodeNpy(new Uint8Array(bytes));
-  const little = npy.descr[0] !== ">";
-  const kind = npy.descr[1];
-  const size = Number(npy.descr.slice(2));
-  const n = npy.shape.reduce((a, b) => a * b, 1);
-  const view = new DataView(npy.data.buffer, npy.data.byteOffset, npy.data.byteLength);
-  const out: unknown[] = [];
-  for (let i = 0; i < n; i++) {
-    const at = i * (kind === "U" ? size * 4 : size);
-    if (kind === "b") out.push(npy.data[at] !== 0);
-    else if (kind === "S") out.push(new TextDecoder().decode(npy.data.subarray(at, at + size)).replace(/\0+$/, ""));
-    else if (kind === "U") {
-      let s = "";
-      for (let c = 0; c < size; c++) {
-        const cp = view.getUint32(at + c * 4, little);
-        if (cp === 0) break;
-        s += String.fromCodePoint(cp);
-      }
-      out.push(s);
-    } else if (kind === "f") {
-      out.push(size === 2 ? half(view.getUint16(at, little)) : size === 4 ? view.getFloat32(at, little) : view.getFloat64(at, little));
-    } else if (size === 8) out.push(kind === "i" ? view.getBigInt64(at, little) : view.getBigUint64(at, little));
-    else if (size === 1) out.push(kind === "i" ? view.getInt8(at) : view.getUint8(at));
-    else if (size === 2) out.push(kind === "i" ? view.getInt16(at, little) : view.getUint16(at, little));
-    else out.push(kind === "i" ? view.getInt32(at, little) : view.getUint32(at, little));
-  }
-  return out;
-}
-
-function half(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/** NaN-aware exact comparison; reports the first differing index. */
-export function expectSameValues(actual: unknown[], expected: unknown[], what: string): void {
-  expect(actual.length, `${what}: element count`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    const same = a === e || (typeof a === "number" && typeof e === "number" && Number.isNaN(a) && Number.isNaN(e));
-    if (!same) expect.fail(`${what}: element ${i} is ${String(a)}, h5py read ${String(e)}`);
-  }
-}
 
 const hasFloat16 = "Float16Array" in globalThis;
 /** Datasets whose dtype zarr cannot hold; the builder must list them, not drop them silently. */
@@ -236,7 +157,7 @@ describe("buildReferences on h5py / netCDF-C fixtures", () => {
         if (entry.shape.includes(0)) {
           // zarrita cannot index an empty array ("empty iterator"); its shape is all there is.
           expect(arr.shape).toEqual(entry.shape);
-          expect(expectedValues(file, entry)).toEqual([]);
+          expect(valuesOf(FIXTURES, file, entry)).toEqual([]);
           checked++;
           continue;
         }
@@ -244,7 +165,7 @@ describe("buildReferences on h5py / netCDF-C fixtures", () => {
         // zarrita returns a 0-d selection as the bare scalar.
         const isChunk = typeof got === "object" && got !== null && "data" in got;
         const actual = isChunk ? Array.from((got as { data: Iterable<unknown> }).data) : [got];
-        expectSameValues(actual, expectedValues(file, entry), `${file}${entry.path}`);
+        expectSameValues(actual, valuesOf(FIXTURES, file, entry), `${file}${entry.path}`);
         checked++;
       }
       const readable = manifest.files[file].filter(
