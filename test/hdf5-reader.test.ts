@@ -260,6 +260,8 @@ describe("HDF5 reader: paths, links and errors", () => {
       console.log(`${name}: open + root() with ${blockSize}-byte blocks, read-ahead ${readAhead}: ${requests} requests, ${bytesRead} bytes`);
       expect(requests).toBeGreaterThan(0);
       expect(requests).toBeLessThanOrEqual(most);
+      // No byte is fetched twice (read-ahead stops at blocks already cached).
+      expect(bytesRead).toBeLessThanOrEqual((await fileSource(pathOf(name)).size())!);
     }
   });
 

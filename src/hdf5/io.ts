@@ -5,6 +5,9 @@
  */
 import { Hdf5FormatError } from "../errors.js";
 
+// The checksum lives in its own module; re-exported so existing imports keep working.
+export { lookup3, verifyChecksum } from "./checksum.js";
+
 /** Anything that can serve byte ranges of one object: a local file, an HTTP URL, an S3 key... */
 export interface ByteSource {
   /** For error messages: a URL or path. */
@@ -150,10 +153,16 @@ export class CachedSource {
   private async blocksFor(first: number, last: number): Promise<Uint8Array[]> {
     const missing: number[] = [];
     for (let b = first; b <= last; b++) if (!this.blocks.has(b)) missing.push(b);
-    if (missing.length > 0) {
-      // One request for the contiguous run of missing blocks plus read-ahead.
-      const lo = missing[0];
-      const hi = missing[missing.length - 1] + this.readAhead;
+    // One request per contiguous run of missing blocks (cached blocks are not fetched again); the
+    // last run also fetches the read-ahead blocks.
+    for (let i = 0; i < missing.length; ) {
+      let j = i;
+      while (j + 1 < missing.length && missing[j + 1] === missing[j] + 1) j++;
+      const lo = missing[i];
+      let hi = missing[j];
+      if (j === missing.length - 1) {
+        while (hi < missing[j] + this.readAhead && !this.blocks.has(hi + 1)) hi++;
+      }
       const fetch = this.fetchRun(lo, hi);
       for (let b = lo; b <= hi; b++) {
         if (!this.blocks.has(b)) {
@@ -164,8 +173,9 @@ export class CachedSource {
           );
         }
       }
-      this.evict();
+      i = j + 1;
     }
+    if (missing.length > 0) this.evict();
     const out: Uint8Array[] = [];
     for (let b = first; b <= last; b++) {
       const p = this.blocks.get(b)!;
@@ -360,57 +370,6 @@ export class Cursor {
     const s = new TextDecoder().decode(this.bytes.subarray(this.pos, stop));
     this.pos = Math.min(stop + 1, this.bytes.length);
     return s;
-  }
-}
-
-/**
- * Bob Jenkins' lookup3 `hashlittle`, which HDF5 uses as the checksum of every version-2 structure
- * (superblock v2/3, OHDR, B-tree v2 nodes, fractal heap, fixed/extensible array blocks).
- */
-export function lookup3(bytes: Uint8Array, initval = 0): number {
-  let length = bytes.length;
-  let a = (0xdeadbeef + length + initval) >>> 0;
-  let b = a;
-  let c = a;
-  let k = 0;
-  const rot = (x: number, n: number) => ((x << n) | (x >>> (32 - n))) >>> 0;
-  while (length > 12) {
-    a = (a + (bytes[k] | (bytes[k + 1] << 8) | (bytes[k + 2] << 16) | (bytes[k + 3] << 24))) >>> 0;
-    b = (b + (bytes[k + 4] | (bytes[k + 5] << 8) | (bytes[k + 6] << 16) | (bytes[k + 7] << 24))) >>> 0;
-    c = (c + (bytes[k + 8] | (bytes[k + 9] << 8) | (bytes[k + 10] << 16) | (bytes[k + 11] << 24))) >>> 0;
-    a = (a - c) >>> 0; a = (a ^ rot(c, 4)) >>> 0; c = (c + b) >>> 0;
-    b = (b - a) >>> 0; b = (b ^ rot(a, 6)) >>> 0; a = (a + c) >>> 0;
-    c = (c - b) >>> 0; c = (c ^ rot(b, 8)) >>> 0; b = (b + a) >>> 0;
-    a = (a - c) >>> 0; a = (a ^ rot(c, 16)) >>> 0; c = (c + b) >>> 0;
-    b = (b - a) >>> 0; b = (b ^ rot(a, 19)) >>> 0; a = (a + c) >>> 0;
-    c = (c - b) >>> 0; c = (c ^ rot(b, 4)) >>> 0; b = (b + a) >>> 0;
-    length -= 12;
-    k += 12;
-  }
-  if (length === 0) return c;
-  const byte = (i: number) => (i < length ? bytes[k + i] : 0);
-  c = (c + ((byte(11) << 24) | (byte(10) << 16) | (byte(9) << 8) | byte(8))) >>> 0;
-  b = (b + ((byte(7) << 24) | (byte(6) << 16) | (byte(5) << 8) | byte(4))) >>> 0;
-  a = (a + ((byte(3) << 24) | (byte(2) << 16) | (byte(1) << 8) | byte(0))) >>> 0;
-  c = (c ^ b) >>> 0; c = (c - rot(b, 14)) >>> 0;
-  a = (a ^ c) >>> 0; a = (a - rot(c, 11)) >>> 0;
-  b = (b ^ a) >>> 0; b = (b - rot(a, 25)) >>> 0;
-  c = (c ^ b) >>> 0; c = (c - rot(b, 16)) >>> 0;
-  a = (a ^ c) >>> 0; a = (a - rot(c, 4)) >>> 0;
-  b = (b ^ a) >>> 0; b = (b - rot(a, 14)) >>> 0;
-  c = (c ^ b) >>> 0; c = (c - rot(b, 24)) >>> 0;
-  return c;
-}
-
-/** Verifies the trailing 4-byte lookup3 checksum of `bytes[0..n)` stored at `bytes[n..n+4)`. */
-export function verifyChecksum(cursor: Cursor, start: number, end: number): void {
-  const stored = new DataView(cursor.bytes.buffer, cursor.bytes.byteOffset + end, 4).getUint32(0, true);
-  const computed = lookup3(cursor.bytes.subarray(start, end));
-  if (stored !== computed) {
-    throw cursor.error(
-      `checksum mismatch (stored ${stored.toString(16)}, computed ${computed.toString(16)})`,
-      cursor.base + start,
-    );
   }
 }
 
