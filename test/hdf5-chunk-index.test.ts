@@ -1,11 +1,23 @@
-import { readFile } from "node:fs/promises";
+/**
+ * Chunk indexes against the real HDF5 library:
+ *  - h5py 3.7 / HDF5 1.10.8 fixtures (generate.py): every index type; our entries must equal
+ *    H5Dget_chunk_info's (offset, size, filter mask, coordinates);
+ *  - an HDF5 2.0 file written by h5wasm at test time (layout message v5 for filtered datasets):
+ *    every entry must point at bytes that decode to what h5wasm reads for that chunk;
+ *  - corrupted and truncated copies must fail with Hdf5FormatError, never hang or invent chunks.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Hdf5FormatError } from "../src/errors.js";
 import { readChunkIndex } from "../src/hdf5/chunk-index/index.js";
-import type { FileContext } from "../src/hdf5/io.js";
-import type { ChunkEntry, Dataset, Filter } from "../src/hdf5/model.js";
-import { fileSource, layoutMessage, openContext, parseLayout } from "./fixtures/chunk-index/mini-reader.js";
+import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
+import { CachedSource, FileContext, lookup3 } from "../src/hdf5/io.js";
+import type { ChunkEntry, Dataset } from "../src/hdf5/model.js";
+import { fileSource, memorySource } from "./fixtures/chunk-index/sources.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, "fixtures", "chunk-index");
@@ -13,36 +25,12 @@ const fixtures = join(here, "fixtures", "chunk-index");
 /** [element offset per dim, filter mask, byte offset, stored size], as H5Dget_chunk_info reports. */
 type ExpectedChunk = [number[], number, number, number];
 interface ExpectedDataset {
-  objectHeader: number;
-  shape: number[];
-  maxShape: (number | null)[];
   chunkShape: number[];
-  elementSize: number;
-  filters: string[];
   chunks: ExpectedChunk[];
 }
 type Expected = Record<string, Record<string, ExpectedDataset>>;
 
 const expected = JSON.parse(await readFile(join(fixtures, "expected.json"), "utf8")) as Expected;
-
-async function datasetFor(ctx: FileContext, path: string, e: ExpectedDataset) {
-  const parsed = parseLayout(await layoutMessage(ctx, e.objectHeader));
-  const filters: Filter[] = e.filters.map((name) => ({ id: 0, name, optional: false, clientData: [] }));
-  const dataset: Dataset = {
-    kind: "dataset",
-    path,
-    name: path.slice(1),
-    address: e.objectHeader,
-    attributes: [],
-    shape: e.shape,
-    maxShape: e.maxShape,
-    type: { class: "integer", size: e.elementSize, littleEndian: true, signed: false },
-    filters,
-    fill: {},
-    layout: parsed.layout,
-  };
-  return { dataset, version: parsed.version };
-}
 
 function fromH5py(e: ExpectedDataset): ChunkEntry[] {
   return e.chunks.map(([offset, filterMask, byteOffset, size]) => ({
@@ -55,43 +43,222 @@ function fromH5py(e: ExpectedDataset): ChunkEntry[] {
 
 const byOffset = (a: ChunkEntry, b: ChunkEntry) => a.offset - b.offset;
 
-describe.each(Object.keys(expected))("chunk index of %s matches h5py get_chunk_info", (file) => {
-  const source = fileSource(join(fixtures, file));
-  let ctx: FileContext;
+async function dataset(file: Hdf5File, path: string): Promise<Dataset> {
+  const node = await file.get(path);
+  if (node?.kind !== "dataset") throw new Error(`${path} is not a dataset`);
+  return node;
+}
+
+function indexType(d: Dataset): string {
+  return d.layout.kind === "chunked" ? d.layout.index.type : d.layout.kind;
+}
+
+describe.each(Object.keys(expected))("chunk index of %s equals h5py's get_chunk_info", (name) => {
+  const source = fileSource(join(fixtures, name));
+  let file: Hdf5File;
   beforeAll(async () => {
-    ctx = await openContext(source);
+    file = await openHdf5(source);
   });
   afterAll(() => source.close());
 
-  it.each(Object.keys(expected[file]))("%s", async (path) => {
-    const e = expected[file][path];
-    const { dataset } = await datasetFor(ctx, path, e);
-    const got = await readChunkIndex(ctx, dataset);
-    expect([...got].sort(byOffset)).toEqual(fromH5py(e).sort(byOffset));
+  it.each(Object.keys(expected[name]))("%s", async (path) => {
+    const got = await readChunkIndex(file.context, await dataset(file, path));
+    expect([...got].sort(byOffset)).toEqual(fromH5py(expected[name][path]).sort(byOffset));
   });
 });
 
 describe("fixture coverage", () => {
-  it("uses every index type, as recorded in the layout messages", async () => {
-    const seen = new Map<string, string[]>();
-    for (const file of Object.keys(expected)) {
-      const source = fileSource(join(fixtures, file));
-      const ctx = await openContext(source);
-      for (const [path, e] of Object.entries(expected[file])) {
-        const { dataset } = await datasetFor(ctx, path, e);
-        const type = dataset.layout.kind === "chunked" ? dataset.layout.index.type : "?";
-        seen.set(type, [...(seen.get(type) ?? []), `${file}${path}`]);
-      }
+  it("the h5py fixtures use every index type where the generator meant them to", async () => {
+    const types: Record<string, string> = {};
+    for (const name of Object.keys(expected)) {
+      const source = fileSource(join(fixtures, name));
+      const file = await openHdf5(source);
+      for (const path of Object.keys(expected[name])) types[`${name}${path}`] = indexType(await dataset(file, path));
       await source.close();
     }
-    expect([...seen.keys()].sort()).toEqual(
-      ["btree-v1", "btree-v2", "extensible-array", "fixed-array", "implicit", "single"].sort(),
+    expect(new Set(Object.values(types))).toEqual(
+      new Set(["btree-v1", "btree-v2", "extensible-array", "fixed-array", "implicit", "single"]),
     );
-    // Spot-check that the generator got the layouts it asked for.
-    expect(seen.get("fixed-array")).toContain("latest.h5/fa_paged");
-    expect(seen.get("extensible-array")).toContain("latest.h5/ea");
-    expect(seen.get("btree-v2")).toContain("latest.h5/bt2_deflate");
-    expect(seen.get("implicit")).toContain("latest.h5/implicit");
-    expect(seen.get("single")).toContain("latest.h5/single_deflate");
+    expect(types["earliest.h5/many"]).toBe("btree-v1");
+    expect(types["latest.h5/single_deflate"]).toBe("single");
+    expect(types["latest.h5/implicit_max"]).toBe("implicit");
+    expect(types["latest.h5/fa_paged"]).toBe("fixed-array");
+    expect(types["latest.h5/fa_deflate_paged"]).toBe("fixed-array");
+    expect(types["latest.h5/ea"]).toBe("extensible-array");
+    expect(types["latest.h5/ea_dim1"]).toBe("extensible-array");
+    expect(types["latest.h5/bt2_deflate"]).toBe("btree-v2");
+    // Paging, super blocks and multi-level trees really occur (h5py counts).
+    expect(expected["latest.h5"]["/fa_paged"].chunks.length).toBeGreaterThan(0);
+    expect(expected["latest.h5"]["/ea"].chunks.some(([o]) => o[0] * 200 + o[1] > 131072)).toBe(true);
+    expect(expected["earliest.h5"]["/many"].chunks.length).toBeGreaterThan(64);
+  });
+});
+
+describe("HDF5 2.0 file written by h5wasm", () => {
+  let dir: string;
+  let path: string;
+  /** What h5wasm (HDF5 2.0) reads back for each dataset, flattened in C order. */
+  const values = new Map<string, Float32Array>();
+  const shape = [40, 30];
+  const cases = {
+    fa: { chunks: [7, 4] },
+    fa_gz: { chunks: [7, 4], compression: "gzip" as const },
+    ea: { chunks: [7, 4], maxshape: [null, 30] },
+    ea_gz: { chunks: [6, 5], maxshape: [null, 30], compression: "gzip" as const },
+    bt2_gz: { chunks: [9, 4], maxshape: [null, null], compression: "gzip" as const },
+    single_gz: { chunks: [40, 30], compression: "gzip" as const },
+  };
+
+  beforeAll(async () => {
+    const h5wasm = (await import("h5wasm/node")).default;
+    await h5wasm.ready;
+    dir = await mkdtemp(join(tmpdir(), "chunk-index-h5wasm-"));
+    path = join(dir, "v200.h5");
+    const f = new h5wasm.File(path, "w", { libver: "latest" });
+    const data = Float32Array.from({ length: 40 * 30 }, (_, i) => Math.sin(i) * 1000);
+    for (const [name, opts] of Object.entries(cases)) {
+      f.create_dataset({ name, data, shape, dtype: "<f4", ...opts });
+    }
+    f.close();
+    const r = new h5wasm.File(path, "r");
+    for (const name of Object.keys(cases)) {
+      const ds = r.get(name) as InstanceType<typeof h5wasm.Dataset>;
+      values.set(name, ds.value as Float32Array);
+    }
+    r.close();
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("filtered datasets get layout message v5, with 8-byte chunk size fields, and every entry decodes to h5wasm's values", async () => {
+    const bytes = new Uint8Array(await readFile(path));
+    const file = await openHdf5(memorySource(bytes, path));
+    const versions: Record<string, number | undefined> = {};
+    for (const [name, opts] of Object.entries(cases)) {
+      const d = await dataset(file, `/${name}`);
+      if (d.layout.kind !== "chunked") throw new Error(`${name} is not chunked`);
+      versions[name] = d.layout.layoutVersion;
+      const chunks = await readChunkIndex(file.context, d);
+      const grid = shape.map((n, i) => Math.ceil(n / opts.chunks[i]));
+      expect(chunks.length, name).toBe(grid[0] * grid[1]);
+      const want = values.get(name)!;
+      for (const chunk of chunks) {
+        let raw = bytes.subarray(chunk.offset, chunk.offset + chunk.size);
+        if ("compression" in opts) raw = new Uint8Array(inflateSync(raw));
+        expect(raw.length, `${name} chunk ${chunk.coords}`).toBe(opts.chunks[0] * opts.chunks[1] * 4);
+        const got = new Float32Array(raw.slice().buffer);
+        const [r0, c0] = chunk.coords.map((c, i) => c * opts.chunks[i]);
+        for (let r = 0; r < opts.chunks[0] && r0 + r < shape[0]; r++) {
+          for (let c = 0; c < opts.chunks[1] && c0 + c < shape[1]; c++) {
+            const w = want[(r0 + r) * shape[1] + c0 + c];
+            if (got[r * opts.chunks[1] + c] !== w) {
+              throw new Error(`${name} chunk ${chunk.coords}: element (${r0 + r}, ${c0 + c}) is ${got[r * opts.chunks[1] + c]}, h5wasm reads ${w}`);
+            }
+          }
+        }
+      }
+    }
+    // What h5wasm 0.10.3 (HDF5 2.0) writes with libver "latest": v5 only when filters are present.
+    expect(versions).toEqual({ fa: 4, fa_gz: 5, ea: 4, ea_gz: 5, bt2_gz: 5, single_gz: 5 });
+  });
+});
+
+describe("damaged files fail with Hdf5FormatError", () => {
+  let latest: Uint8Array;
+  let earliest: Uint8Array;
+  beforeAll(async () => {
+    latest = new Uint8Array(await readFile(join(fixtures, "latest.h5")));
+    earliest = new Uint8Array(await readFile(join(fixtures, "earliest.h5")));
+  });
+
+  /** Opens a modified copy and returns the dataset and its index address (from the intact file). */
+  async function damaged(bytes: Uint8Array, path: string, damage: (copy: Uint8Array, index: number, view: DataView) => void) {
+    const intact = await openHdf5(memorySource(bytes));
+    const d = await dataset(intact, path);
+    if (d.layout.kind !== "chunked") throw new Error("not chunked");
+    const copy = bytes.slice();
+    damage(copy, d.layout.index.address, new DataView(copy.buffer));
+    const file = await openHdf5(memorySource(copy));
+    return { file, d };
+  }
+
+  /** Rewrites the lookup3 checksum that follows `bytes[start..end)`. */
+  function reseal(copy: Uint8Array, start: number, end: number) {
+    new DataView(copy.buffer).setUint32(end, lookup3(copy.subarray(start, end)), true);
+  }
+
+  async function expectFormatError(file: Hdf5File, d: Dataset, message: RegExp) {
+    const err = await readChunkIndex(file.context, d).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Hdf5FormatError);
+    expect(String((err as Error).message)).toMatch(message);
+  }
+
+  it("a flipped byte in a fixed array data block page fails its checksum", async () => {
+    const { file, d } = await damaged(latest, "/fa_paged", (copy, fahd, view) => {
+      const dblk = Number(view.getBigUint64(fahd + 8 + 8, true));
+      copy[dblk + 40] ^= 0xff; // inside the first page
+    });
+    await expectFormatError(file, d, /checksum mismatch/);
+  });
+
+  it("a fixed array header claiming 2^40 entries is rejected before any allocation", async () => {
+    const { file, d } = await damaged(latest, "/fa", (copy, fahd, view) => {
+      view.setBigUint64(fahd + 8, 1n << 40n, true);
+      reseal(copy, fahd, fahd + 8 + 8 + 8);
+    });
+    await expectFormatError(file, d, /entries, but the chunk grid has/);
+  });
+
+  it("an extensible array header claiming more elements than its bit width allows is rejected", async () => {
+    const { file, d } = await damaged(latest, "/ea", (copy, eahd, view) => {
+      view.setBigUint64(eahd + 12 + 4 * 8, 1n << 40n, true); // max index set
+      reseal(copy, eahd, eahd + 12 + 6 * 8 + 8);
+    });
+    await expectFormatError(file, d, /max index .* beyond 2\^32/);
+  });
+
+  it("a v2 B-tree header whose record count disagrees with its nodes is rejected", async () => {
+    const { file, d } = await damaged(latest, "/bt2", (copy, bthd, view) => {
+      const total = 4 + 1 + 1 + 4 + 2 + 2 + 1 + 1 + 8 + 2;
+      view.setBigUint64(bthd + total, 299n, true);
+      reseal(copy, bthd, bthd + total + 8);
+    });
+    await expectFormatError(file, d, /found 300 records, header says 299/);
+  });
+
+  it("a v1 B-tree whose child points back at the root is reported as a cycle", async () => {
+    const { file, d } = await damaged(earliest, "/many", (copy, root, view) => {
+      expect(copy[root + 5]).toBeGreaterThan(0); // the root is an internal node
+      view.setBigUint64(root + 24 + 32, BigInt(root), true); // first child pointer := root
+    });
+    await expectFormatError(file, d, /cycle|level/);
+  });
+
+  it("a v1 B-tree node claiming an absurd level is rejected", async () => {
+    const { file, d } = await damaged(earliest, "/many", (copy, root) => {
+      copy[root + 5] = 200;
+    });
+    await expectFormatError(file, d, /implausible node level 200/);
+  });
+
+  it("a file truncated inside an index fails as truncated", async () => {
+    const intact = await openHdf5(memorySource(latest));
+    const d = await dataset(intact, "/fa_deflate_paged");
+    if (d.layout.kind !== "chunked") throw new Error("not chunked");
+    // Same file geometry, but the object ends 20 bytes into the fixed array header.
+    const cut = latest.slice(0, d.layout.index.address + 20);
+    const ctx = new FileContext(new CachedSource(memorySource(cut)), intact.context.sizes, intact.context.base);
+    const err = await readChunkIndex(ctx, d).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Hdf5FormatError);
+    expect(String(err)).toMatch(/truncated/);
+  });
+
+  it("an aborted signal stops the read", async () => {
+    const file = await openHdf5(memorySource(latest));
+    const d = await dataset(file, "/ea");
+    const controller = new AbortController();
+    controller.abort(new Error("stop"));
+    await expect(readChunkIndex(file.context, d, { signal: controller.signal })).rejects.toThrow("stop");
   });
 });

@@ -7,27 +7,29 @@ import { type BTree2RecordDecoder, readBTree2Header, readBTree2RecordsWithHeader
 import type { FileContext } from "../io.js";
 import { UNDEFINED_ADDRESS } from "../io.js";
 import type { ChunkEntry } from "../model.js";
-import { addressAt, chunkSizeWidth } from "./common.js";
+import { addressAt } from "./common.js";
 
 export async function readBTree2Chunks(
   ctx: FileContext,
   address: number,
   rank: number,
-  filtered: boolean,
+  /** Width of the filtered "chunk size" field; 0 for an unfiltered dataset. */
+  sizeWidth: number,
   rawChunkBytes: number,
   signal?: AbortSignal,
 ): Promise<ChunkEntry[]> {
   if (address === UNDEFINED_ADDRESS) return [];
   const header = await readBTree2Header(ctx, address);
+  const filtered = sizeWidth > 0;
+  const width = sizeWidth;
   const expectedType = filtered ? 11 : 10;
   const o = ctx.sizes.offsetSize;
-  const width = filtered ? chunkSizeWidth(rawChunkBytes) : 0;
   const expectedSize = filtered ? o + width + 4 + 8 * rank : o + 8 * rank;
   if (header.type !== expectedType || header.recordSize !== expectedSize) {
     const c = await ctx.cursor(address, 0, "v2 B-tree header");
     throw c.error(
       `record type ${header.type} of ${header.recordSize} bytes, but a ${filtered ? "filtered" : "unfiltered"} ` +
-        `rank-${rank} dataset with ${rawChunkBytes}-byte chunks uses type ${expectedType} of ${expectedSize} bytes`,
+        `rank-${rank} dataset with a ${width}-byte chunk size field uses type ${expectedType} of ${expectedSize} bytes`,
     );
   }
   // Decodes straight into ChunkEntry: one object and one array per chunk, nothing else.

@@ -31,10 +31,12 @@ export function chunkByteSize(chunkShape: number[], elementSize: number): number
 
 /**
  * Width of the "chunk size" field of filtered entries in fixed array, extensible array and v2
- * B-tree indexes: one byte more than the raw chunk size needs (a filter may grow a chunk),
- * at most 8.
+ * B-tree indexes. Layout message v4: one byte more than the raw chunk size needs (a filter may
+ * grow a chunk), at most 8. Layout message v5 (HDF5 2.0) uses a full file "length" field
+ * instead, so that no filter output can overflow it.
  */
-export function chunkSizeWidth(rawChunkBytes: number): number {
+export function chunkSizeWidth(rawChunkBytes: number, layoutVersion = 4, lengthSize = 8): number {
+  if (layoutVersion >= 5) return lengthSize;
   const log2 = rawChunkBytes > 0 ? Math.floor(Math.log2(rawChunkBytes)) : 0;
   return Math.min(8, 1 + Math.floor((log2 + 8) / 8));
 }

@@ -50,7 +50,11 @@ export async function readChunkIndex(
     );
   }
   const filtered = dataset.filters.length > 0;
-  const rawBytes = (): number => chunkByteSize(chunkShape, storedElementSize(dataset.type, ctx.sizes.offsetSize));
+  // The layout message records the element size; the datatype is the fallback.
+  const rawBytes = (): number =>
+    chunkByteSize(chunkShape, layout.elementSize ?? storedElementSize(dataset.type, ctx.sizes.offsetSize));
+  const sizeWidth = (): number =>
+    filtered ? chunkSizeWidth(rawBytes(), layout.layoutVersion, ctx.sizes.lengthSize) : 0;
   switch (index.type) {
     case "btree-v1":
       return readBTree1Chunks(ctx, index.address, chunkShape, signal);
@@ -67,21 +71,17 @@ export async function readChunkIndex(
     case "fixed-array": {
       const grid = chunkGrid(fixedExtent(dataset, dataset.path), chunkShape);
       const total = grid.reduce((n, d) => n * d, 1);
-      const reader = elementReader(filtered, rawBytes(), (i) => coordsOf(i, grid));
+      const reader = new ArrayElementReader(sizeWidth(), rawBytes(), (i) => coordsOf(i, grid));
       return readFixedArrayChunks(ctx, index.address, total, reader, signal);
     }
     case "extensible-array": {
       const toCoords = extensibleCoords(dataset, chunkShape);
-      const reader = elementReader(filtered, rawBytes(), toCoords);
+      const reader = new ArrayElementReader(sizeWidth(), rawBytes(), toCoords);
       return readExtensibleArrayChunks(ctx, index.address, reader, signal);
     }
     case "btree-v2":
-      return readBTree2Chunks(ctx, index.address, rank, filtered, rawBytes(), signal);
+      return readBTree2Chunks(ctx, index.address, rank, sizeWidth(), rawBytes(), signal);
   }
-}
-
-function elementReader(filtered: boolean, rawBytes: number, toCoords: (i: number) => number[]): ArrayElementReader {
-  return new ArrayElementReader(filtered ? chunkSizeWidth(rawBytes) : 0, rawBytes, toCoords);
 }
 
 /**
