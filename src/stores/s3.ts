@@ -1,0 +1,412 @@
+/**
+ * Amazon S3 and S3-compatible services (MinIO, Ceph, s3rver, ...) through `@aws-sdk/client-s3`.
+ *
+ * The SDK is configured to stay out of the ObjectStore's way: its own retries are off (one attempt
+ * per call, the ObjectStore retries with full jitter), checksums only when an operation requires
+ * them (the newer CRC defaults break many S3-compatible servers), and one keep-alive agent sized to
+ * the store's concurrency. Integrity is ours: Content-Length on every body, the MD5 in the ETag on
+ * whole-object reads, Content-MD5 on every write and every multipart part.
+ *
+ * Create-only writes send `If-None-Match: *`. S3 (since 2024) and most modern servers honour it;
+ * servers that ignore it (s3rver does) silently overwrite, so create-only is only guaranteed where
+ * the server supports conditional writes.
+ */
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type GetObjectCommandOutput,
+} from "@aws-sdk/client-s3";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { InvalidKeyError, StoreError } from "../errors.js";
+import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
+import { ObjectStore, type StoreOptions } from "./object-store.js";
+import { parseContentRange, rangeHeader } from "./range.js";
+import { asBodyStream, md5FromEtag, readBody } from "./s3-body.js";
+import { codeOf, s3Error, statusOf } from "./s3-errors.js";
+import { md5Base64, multipartUpload } from "./s3-multipart.js";
+import type { ObjectInfo } from "./types.js";
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3Options {
+  bucket: string;
+  /** Key prefix all keys live under, like a directory: `data/run1` stores `k` at `data/run1/k`. */
+  prefix?: string;
+  /** Default "us-east-1". */
+  region?: string;
+  /** For S3-compatible services: `http://127.0.0.1:9000`. */
+  endpoint?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible services need. */
+  forcePathStyle?: boolean;
+  /** Explicit credentials; otherwise the SDK's default chain (env, shared config/profile, SSO, IMDS...). */
+  credentials?: S3Credentials;
+  /** Named profile from ~/.aws/config and ~/.aws/credentials. */
+  profile?: string;
+  /** Unsigned requests, for public buckets; no credentials are looked up. */
+  anonymous?: boolean;
+  /** Objects of at least this many bytes are uploaded in parts. Default 64 MiB. */
+  multipartThreshold?: number;
+  /** Part size for multipart uploads (at least 5 MiB). Default 16 MiB. */
+  partSize?: number;
+  /** Keys per ListObjectsV2 page (S3's maximum and default is 1000). */
+  listPageSize?: number;
+  /** Check whole-object reads against an MD5 ETag. Default true. */
+  verifyMd5?: boolean;
+}
+
+export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
+export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/** Requests in flight by default: enough to hide S3's per-request latency without hitting SlowDown. */
+export const DEFAULT_S3_CONCURRENCY = 32;
+/** S3 keys are at most 1024 bytes of UTF-8, prefix included. */
+const MAX_KEY_BYTES = 1024;
+
+function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? "").replace(/^\/+|\/+$/g, "");
+  return trimmed === "" ? "" : `${trimmed}/`;
+}
+
+export class S3Backend implements Backend {
+  readonly url: string;
+  readonly defaultConcurrency: number;
+  readonly maxBatchDelete = 1000;
+  readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+  private readonly pageSize: number;
+  private readonly verifyMd5: boolean;
+  private readonly agents: { http: HttpAgent; https: HttpsAgent };
+
+  constructor(options: S3Options & StoreOptions) {
+    if (!options.bucket) throw new TypeError("S3Store: `bucket` is required");
+    this.bucket = options.bucket;
+    this.prefix = normalizePrefix(options.prefix);
+    this.url = `s3://${this.bucket}/${this.prefix}`.replace(/\/$/, "");
+    this.defaultConcurrency = options.concurrency ?? DEFAULT_S3_CONCURRENCY;
+    this.multipartThreshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.pageSize = Math.min(Math.max(1, options.listPageSize ?? 1000), 1000);
+    this.verifyMd5 = options.verifyMd5 ?? true;
+    const sockets = { keepAlive: true, maxSockets: this.defaultConcurrency };
+    this.agents = { http: new HttpAgent(sockets), https: new HttpsAgent(sockets) };
+    this.client = new S3Client({
+      region: options.region ?? "us-east-1",
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+      // Anonymous: a signer that signs nothing, and placeholder credentials so no chain is consulted.
+      credentials: options.anonymous ? { accessKeyId: "", secretAccessKey: "" } : options.credentials,
+      signer: options.anonymous ? { sign: async (request) => request } : undefined,
+      profile: options.profile,
+      maxAttempts: 1,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        httpAgent: this.agents.http,
+        httpsAgent: this.agents.https,
+        // A backstop for calls the ObjectStore cannot abort (list pages): a silent socket fails.
+        requestTimeout: options.timeoutMs ?? 60_000,
+      },
+    });
+  }
+
+  validateKey(key: string): void {
+    if (key === "") throw new InvalidKeyError(this.url, key, "empty key");
+    if (key.includes("\0")) throw new InvalidKeyError(this.url, key, "NUL character");
+    // Servers and proxies that normalise paths would resolve these and escape the prefix.
+    if (key.split("/").some((part) => part === "." || part === "..")) {
+      throw new InvalidKeyError(this.url, key, '"." and ".." path segments are not allowed');
+    }
+    if (Buffer.byteLength(this.prefix + key) > MAX_KEY_BYTES) {
+      throw new InvalidKeyError(this.url, key, `longer than S3's ${MAX_KEY_BYTES} bytes (prefix included)`);
+    }
+  }
+
+  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
+    const where = { store: this.url, key, operation: range ? "getRange" : "get" };
+    const empty = range && ("suffixLength" in range ? range.suffixLength === 0 : range.length === 0);
+    if (empty) {
+      // "bytes=N-(N-1)" is not a valid header; an empty range only needs to know the object exists.
+      const info = await this.stat(key, signal);
+      return info && { data: new Uint8Array(0), contentEncoding: info.contentEncoding };
+    }
+    const first = await this.fetch(key, range, where, signal);
+    if (!first || !range) return first && this.finish(first, undefined, where, signal);
+    const resolved = this.resolveRange(range, first.response, where);
+    if (resolved.covered) return this.finish(first, resolved, where, signal);
+    // The server answered some other range (s3rver serves "bytes=-N" as "bytes=0-N"): ask again
+    // with the explicit range the Content-Range total lets us compute.
+    first.response.Body && asBodyStream(first.response.Body, where).destroy?.();
+    const explicit = { offset: resolved.start, length: resolved.end - resolved.start + 1 };
+    const second = await this.fetch(key, explicit, where, signal);
+    if (!second) return undefined;
+    const again = this.resolveRange(explicit, second.response, where);
+    if (!again.covered) {
+      asBodyStream(second.response.Body, where).destroy?.();
+      throw new StoreError(
+        `server does not honour Range requests (asked for ${rangeHeader(explicit)}, got ` +
+          `${second.response.ContentRange ?? "no Content-Range"})`,
+        where,
+      );
+    }
+    return this.finish(second, again, where, signal);
+  }
+
+  /** One GetObject; `undefined` for NoSuchKey, an empty body for a range past the end (416). */
+  private async fetch(
+    key: string,
+    range: ByteRange | undefined,
+    where: { store: string; key: string; operation: string },
+    signal?: AbortSignal,
+  ): Promise<{ response: GetObjectCommandOutput } | undefined> {
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Range: range ? rangeHeader(range) : undefined,
+        }),
+        { abortSignal: signal },
+      );
+      return { response };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404 && codeOf(error) !== "NoSuchBucket") return undefined;
+      if (status === 416 && range) {
+        // Like a slice past the end: the object exists, the range holds no bytes.
+        return { response: { $metadata: {}, ContentLength: 0, ContentRange: "empty" } as GetObjectCommandOutput };
+      }
+      throw s3Error(error, where, signal);
+    }
+  }
+
+  /**
+   * Which bytes of the object the caller wants, in absolute offsets, and whether the response
+   * holds them. A 200 to a ranged request is the whole object.
+   */
+  private resolveRange(
+    range: ByteRange,
+    response: GetObjectCommandOutput,
+    where: { store: string; key: string; operation: string },
+  ): { start: number; end: number; covered: boolean; responseStart: number } {
+    if (response.ContentRange === "empty") return { start: 0, end: -1, covered: true, responseStart: 0 };
+    const cr = parseContentRange(response.ContentRange);
+    let total: number | undefined;
+    let got: { start: number; end: number };
+    if (cr) {
+      total = cr.total;
+      got = cr;
+      const announced = response.ContentLength;
+      if (announced !== undefined && announced !== cr.end - cr.start + 1) {
+        throw new StoreError(
+          `Content-Length ${announced} disagrees with Content-Range ${response.ContentRange}`,
+          { ...where, retryable: true },
+        );
+      }
+    } else {
+      total = response.ContentLength;
+      if (total === undefined) throw new StoreError("response to a range request has no length", where);
+      got = { start: 0, end: total - 1 };
+    }
+    if (total === undefined) {
+      throw new StoreError(`Content-Range ${response.ContentRange} gives no object size`, where);
+    }
+    const start = "suffixLength" in range ? Math.max(0, total - range.suffixLength) : Math.min(range.offset, total);
+    const end =
+      "suffixLength" in range || range.length === undefined
+        ? total - 1
+        : Math.min(range.offset + range.length, total) - 1;
+    const covered = end < start || (got.start <= start && got.end >= end);
+    return { start, end, covered, responseStart: got.start };
+  }
+
+  /** Reads the body, checks it, and cuts out the wanted bytes when the server sent more. */
+  private async finish(
+    fetched: { response: GetObjectCommandOutput },
+    range: { start: number; end: number; responseStart: number } | undefined,
+    where: { store: string; key: string; operation: string },
+    signal?: AbortSignal,
+  ): Promise<StoredObject> {
+    const { response } = fetched;
+    const contentEncoding = response.ContentEncoding || undefined;
+    if (!response.Body) return { data: new Uint8Array(0), contentEncoding };
+    const whole = range === undefined || response.ContentRange === undefined;
+    const md5 = whole && this.verifyMd5 && etagIsMd5(response) ? md5FromEtag(response.ETag) : undefined;
+    let data: Uint8Array;
+    try {
+      data = await readBody(asBodyStream(response.Body, where), where, {
+        contentLength: response.ContentLength,
+        md5,
+        signal,
+      });
+    } catch (error) {
+      throw s3Error(error, where, signal);
+    }
+    if (range) {
+      const from = range.start - range.responseStart;
+      data = data.subarray(from, Math.max(from, range.end - range.responseStart + 1));
+    }
+    return { data, contentEncoding };
+  }
+
+  async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {
+    const where = { store: this.url, key, operation: "set" };
+    try {
+      if (data.length >= this.multipartThreshold) {
+        await multipartUpload(this.client, {
+          bucket: this.bucket,
+          key: this.prefix + key,
+          data,
+          partSize: this.partSize,
+          concurrency: 4,
+          contentEncoding: options.contentEncoding,
+          contentType: options.contentType,
+          ifNoneMatch: options.ifNoneMatch,
+          signal: options.signal,
+        });
+        return;
+      }
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: md5Base64(data),
+          ContentEncoding: options.contentEncoding,
+          ContentType: options.contentType,
+          IfNoneMatch: options.ifNoneMatch,
+        }),
+        { abortSignal: options.signal },
+      );
+    } catch (error) {
+      throw s3Error(error, where, options.signal);
+    }
+  }
+
+  async remove(key: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
+        abortSignal: signal,
+      });
+    } catch (error) {
+      if (statusOf(error) === 404 && codeOf(error) !== "NoSuchBucket") return;
+      throw s3Error(error, { store: this.url, key, operation: "delete" }, signal);
+    }
+  }
+
+  async removeBatch(keys: string[], signal?: AbortSignal): Promise<void> {
+    if (keys.length === 0) return;
+    const where = { store: this.url, key: keys[0], operation: "deleteMany" };
+    let errors;
+    try {
+      const result = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.map((k) => ({ Key: this.prefix + k })), Quiet: true },
+        }),
+        { abortSignal: signal },
+      );
+      errors = result.Errors ?? [];
+    } catch (error) {
+      throw s3Error(error, where, signal);
+    }
+    // NoSuchKey is not a failure for a delete; anything else is, per key.
+    const failed = errors.filter((e) => e.Code !== "NoSuchKey");
+    if (failed.length > 0) {
+      const first = failed[0];
+      const key = first.Key?.startsWith(this.prefix) ? first.Key.slice(this.prefix.length) : (first.Key ?? keys[0]);
+      const transient = failed.every((e) => e.Code === "InternalError" || e.Code === "SlowDown" || e.Code === "ServiceUnavailable");
+      throw new StoreError(
+        `${failed.length} of ${keys.length} deletes failed; first: ${first.Code}: ${first.Message ?? ""}`.trim(),
+        { ...where, key, retryable: transient },
+      );
+    }
+  }
+
+  async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
+        abortSignal: signal,
+      });
+      return {
+        key,
+        size: head.ContentLength ?? 0,
+        contentEncoding: head.ContentEncoding || undefined,
+        etag: head.ETag,
+        lastModified: head.LastModified,
+      };
+    } catch (error) {
+      // HEAD has no body, so a missing bucket cannot be told from a missing key here.
+      if (statusOf(error) === 404) return undefined;
+      throw s3Error(error, { store: this.url, key, operation: "head" }, signal);
+    }
+  }
+
+  async *list(prefix: string, options: { signal?: AbortSignal; retry: Retrier }): AsyncIterable<ObjectInfo> {
+    const where = { store: this.url, key: prefix, operation: "list" };
+    let token: string | undefined;
+    do {
+      const page = await options.retry(async () => {
+        try {
+          return await this.client.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: this.prefix + prefix,
+              MaxKeys: this.pageSize,
+              ContinuationToken: token,
+            }),
+            { abortSignal: options.signal },
+          );
+        } catch (error) {
+          throw s3Error(error, where, options.signal);
+        }
+      });
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
+        yield {
+          key: object.Key.slice(this.prefix.length),
+          size: object.Size ?? 0,
+          etag: object.ETag,
+          lastModified: object.LastModified,
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && !token) {
+        throw new StoreError("listing is truncated but has no continuation token", where);
+      }
+    } while (token);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+}
+
+/** The ETag is an MD5 of the bytes unless SSE-KMS/SSE-C (or multipart) made it something else. */
+function etagIsMd5(response: GetObjectCommandOutput): boolean {
+  const sse = response.ServerSideEncryption;
+  if (sse && sse !== "AES256") return false;
+  if (response.SSECustomerAlgorithm) return false;
+  return md5FromEtag(response.ETag) !== undefined;
+}
+
+/** S3 and S3-compatible object storage as a `Store`. */
+export class S3Store extends ObjectStore {
+  constructor(options: S3Options & StoreOptions) {
+    super(new S3Backend(options), options);
+  }
+}
