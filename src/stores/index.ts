@@ -16,3 +16,4 @@ export { ObjectStore, normalizeKey, type StoreOptions, type StoreStats } from ".
 export type { RetryPolicy } from "./retry.js";
 export { MemoryBackend, MemoryStore } from "./memory.js";
 export { GcsBackend, GcsStore, GCS_ENDPOINT, type GcsStoreOptions, type TokenSource } from "./gcs.js";
+export { openStore, splitUrl, type HttpOpenOptions, type OpenStoreOptions, type S3OpenOptions } from "./open.js";

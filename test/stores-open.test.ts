@@ -1,0 +1,92 @@
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InvalidKeyError, UnsupportedFeatureError } from "../src/errors.js";
+import { openStore, splitUrl } from "../src/stores/open.js";
+import type { Store } from "../src/stores/types.js";
+import { startGcsServer, type GcsServer } from "./servers/gcs.js";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const fast = { retry: { baseDelayMs: 2, maxDelayMs: 10 } };
+const opened: Store[] = [];
+
+function track<S extends Store>(store: S): S {
+  opened.push(store);
+  return store;
+}
+
+async function keys(store: Store, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const info of store.list(prefix)) out.push(info.key);
+  return out.sort();
+}
+
+let gcs: GcsServer;
+
+beforeAll(async () => {
+  gcs = await startGcsServer({ buckets: ["bkt"] });
+});
+afterAll(async () => {
+  await Promise.all(opened.map((s) => (s as { close?: () => Promise<void> }).close?.()));
+  await gcs?.stop();
+});
+
+describe("splitUrl", () => {
+  it("splits bucket URLs at the bucket", () => {
+    expect(splitUrl("s3://b/a/b.nc")).toEqual({ storeUrl: "s3://b", key: "a/b.nc" });
+    expect(splitUrl("gs://era5/2020/t 1.nc")).toEqual({ storeUrl: "gs://era5", key: "2020/t 1.nc" });
+    expect(splitUrl("memory://scratch/x/y")).toEqual({ storeUrl: "memory://scratch", key: "x/y" });
+  });
+
+  it("splits http(s) URLs and paths at the last segment", () => {
+    expect(splitUrl("https://host:8443/data/run%201/f.nc")).toEqual({ storeUrl: "https://host:8443/data/run%201", key: "f.nc" });
+    expect(splitUrl("http://h/f%20g.nc")).toEqual({ storeUrl: "http://h", key: "f g.nc" });
+    expect(splitUrl("/data/x/f.nc")).toEqual({ storeUrl: "/data/x", key: "f.nc" });
+    expect(splitUrl("rel/f.nc")).toEqual({ storeUrl: resolve("rel"), key: "f.nc" });
+    expect(splitUrl("file:///data/my%20dir/f.nc")).toEqual({ storeUrl: "file:///data/my%20dir", key: "f.nc" });
+  });
+
+  it("refuses URLs that name no object", () => {
+    expect(() => splitUrl("s3://bucket")).toThrow(InvalidKeyError);
+    expect(() => splitUrl("gs://bucket/prefix/")).toThrow(InvalidKeyError);
+    expect(() => splitUrl("https://h/dir/")).toThrow(InvalidKeyError);
+    expect(() => splitUrl("data/")).toThrow(InvalidKeyError);
+    expect(() => splitUrl("https://h/f.nc?sig=1")).toThrow(UnsupportedFeatureError);
+    expect(() => splitUrl("ftp://h/f.nc")).toThrow(UnsupportedFeatureError);
+  });
+});
+
+describe("openStore", () => {
+  it("refuses unknown schemes with a typed error", () => {
+    expect(() => openStore("ftp://host/x")).toThrow(UnsupportedFeatureError);
+    expect(() => openStore("ftp://host/x")).toThrow(/ftp/);
+  });
+
+  it("memory:// stores are shared by name and rooted at their prefix", async () => {
+    const root = openStore("memory://open-test");
+    const sub = openStore("memory://open-test/sub/dir", fast);
+    await sub.set("k", text("v"));
+    expect(await root.get("sub/dir/k")).toEqual(text("v"));
+    expect(await openStore("memory://open-test/sub").get("dir/k")).toEqual(text("v"));
+    expect(await keys(sub)).toEqual(["k"]);
+    expect((await sub.head("k"))!.key).toBe("k");
+    expect(sub.url).toBe("memory://open-test/sub/dir");
+    await sub.delete("k");
+    expect(await root.has("sub/dir/k")).toBe(false);
+  });
+
+  it("gs:// opens a GcsStore rooted at the prefix, endpoint from STORAGE_EMULATOR_HOST", async () => {
+    const env = { STORAGE_EMULATOR_HOST: gcs.url.replace("http://", "") };
+    const store = track(openStore("gs://bkt/some/prefix", { ...fast, env, compress: "gzip" }));
+    expect(store.url).toBe("gs://bkt/some/prefix");
+    const data = text("hello gcs ".repeat(100));
+    await store.set("a/b.txt", data);
+    const stored = gcs.buckets.get("bkt")!.get("some/prefix/a/b.txt")!;
+    expect(stored.contentEncoding).toBe("gzip"); // store-wide options reach the adapter
+    expect(await store.get("a/b.txt")).toEqual(data);
+    expect(await keys(store)).toEqual(["a/b.txt"]);
+
+    const { storeUrl, key } = splitUrl("gs://bkt/some/prefix/a/b.txt");
+    const viaSplit = track(openStore(storeUrl, { gcs: { endpoint: gcs.url } }));
+    expect(await viaSplit.get(key)).toEqual(data);
+  });
+});
