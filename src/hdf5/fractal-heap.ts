@@ -5,6 +5,7 @@
  * holds the object's heap offset; tiny objects live inside the ID itself.
  */
 import { UnsupportedFeatureError } from "../errors.js";
+import { readBTree2Records, type BTree2RecordDecoder } from "./btree2.js";
 import { Cursor, FileContext, UNDEFINED_ADDRESS, verifyChecksum } from "./io.js";
 
 /** floor(log2(n)) / 8 + 1: bytes HDF5 uses to encode values up to n. */
@@ -25,6 +26,9 @@ export class FractalHeap {
   readonly maxHeapBits: number;
   readonly rootAddress: number;
   readonly rootRows: number;
+  /** v2 B-tree (record type 1) that maps huge object IDs to their address and length. */
+  readonly hugeIndexAddress: number;
+  private hugeObjects?: Promise<Map<number, HugeObject>>;
   readonly filtered: boolean;
   readonly checksummedDirectBlocks: boolean;
   /** Rows of a doubling table that hold direct blocks; later rows hold indirect blocks. */
@@ -45,7 +49,7 @@ export class FractalHeap {
     const flags = c.u8();
     this.maxManagedSize = c.u32();
     c.length(); // next huge object id
-    c.offset(); // huge object B-tree
+    this.hugeIndexAddress = c.offset();
     c.length(); // free space
     c.offset(); // free space manager
     for (let i = 0; i < 8; i++) c.length(); // managed/allocated/iterator/counts of managed, huge, tiny
@@ -89,9 +93,7 @@ export class FractalHeap {
       const length = extended ? (((first & 0x0f) << 8) | c.u8()) + 1 : (first & 0x0f) + 1;
       return c.take(length).slice();
     }
-    if (kind === 1) {
-      throw new UnsupportedFeatureError("fractal heap huge object", `${where} (heap at offset ${this.address})`, "objects larger than the heap's managed size are not read");
-    }
+    if (kind === 1) return this.huge(c, where);
     if (kind !== 0) throw c.error(`unknown heap ID type ${kind}`);
     if (this.filtered) {
       throw new UnsupportedFeatureError("filtered fractal heap", `${where} (heap at offset ${this.address})`);
@@ -99,6 +101,29 @@ export class FractalHeap {
     const offset = c.uint(this.offsetBytes);
     const length = c.uint(this.lengthBytes);
     return this.managed(offset, length);
+  }
+
+  /**
+   * Huge objects (larger than the managed maximum) live outside the heap's blocks. When the heap ID
+   * is wide enough it holds their address and length; otherwise it holds a key into a v2 B-tree.
+   */
+  private async huge(c: Cursor, where: string): Promise<Uint8Array> {
+    if (this.filtered) {
+      throw new UnsupportedFeatureError("filtered fractal heap huge object", `${where} (heap at offset ${this.address})`);
+    }
+    const { offsetSize, lengthSize } = this.ctx.sizes;
+    if (this.heapIdLength >= 1 + offsetSize + lengthSize) {
+      const address = c.offset();
+      const length = c.length();
+      return (await this.ctx.cursor(address, length, "fractal heap huge object")).bytes;
+    }
+    const key = c.uint(Math.min(this.heapIdLength - 1, lengthSize));
+    this.hugeObjects ??= readBTree2Records(this.ctx, this.hugeIndexAddress, decodeHugeRecord).then(
+      (records) => new Map(records.map((r) => [r.id, r])),
+    );
+    const object = (await this.hugeObjects).get(key);
+    if (!object) throw this.error(`huge object ${key} not in the heap's huge object index`, this.hugeIndexAddress);
+    return (await this.ctx.cursor(object.address, object.length, "fractal heap huge object")).bytes;
   }
 
   private async managed(offset: number, length: number): Promise<Uint8Array> {
@@ -158,6 +183,20 @@ export class FractalHeap {
     return new Cursor(new Uint8Array(0), at, "fractal heap", this.ctx.sizes, this.ctx.source.name).error(message, at);
   }
 }
+
+interface HugeObject {
+  id: number;
+  address: number;
+  length: number;
+}
+
+/** v2 B-tree record type 1: an indirectly accessed, unfiltered huge object. */
+const decodeHugeRecord: BTree2RecordDecoder<HugeObject> = (c, header) => {
+  if (header.type !== 1) throw c.error(`huge object index has record type ${header.type}, expected 1`, header.address);
+  const address = c.offset();
+  const length = c.length();
+  return { address, length, id: c.length() };
+};
 
 export async function readFractalHeap(ctx: FileContext, address: number): Promise<FractalHeap> {
   const o = ctx.sizes.offsetSize;
