@@ -43,6 +43,9 @@ export function buildProgram(): Command {
     .option("--endpoint <url>", "S3 endpoint for S3-compatible servers (default: $AWS_ENDPOINT_URL)")
     .option("--anonymous", "unsigned requests (public buckets)")
     .addOption(new Option("--concurrency <n>", "requests in flight at once").argParser(positiveInteger))
+    .addOption(
+      new Option("--retries <n>", "attempts per request before giving up (default 7)").argParser(positiveInteger),
+    )
     .option("--debug", "print stack traces on failure")
     .showSuggestionAfterError()
     .configureOutput({

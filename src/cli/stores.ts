@@ -2,6 +2,7 @@
  * How the CLI turns a URL and its global options into a store. Everything goes through the
  * library's `openStore` / `splitUrl` so the CLI opens stores exactly as library users do.
  */
+import { openStore, splitUrl, type OpenStoreOptions } from "../stores/open.js";
 import type { Store } from "../stores/types.js";
 import { CliError } from "./errors.js";
 
@@ -10,28 +11,15 @@ export interface GlobalOptions {
   endpoint?: string;
   anonymous?: boolean;
   concurrency?: number;
+  /** Attempts per request, including the first. */
+  retries?: number;
   debug?: boolean;
 }
 
-interface OpenModule {
-  openStore(url: string, options?: object): Store;
-  splitUrl(url: string): { storeUrl: string; key: string };
-}
-
-// Stand-in until src/stores/open.ts lands: loaded by a computed specifier so the CLI compiles
-// without it; replaced by a static import once it exists.
-async function openModule(): Promise<OpenModule> {
-  const specifier = "../stores/open.js";
-  try {
-    return (await import(specifier)) as OpenModule;
-  } catch (cause) {
-    throw new CliError(`the store layer (src/stores/open.ts) is not available: ${String(cause)}`);
-  }
-}
-
-function storeOptions(options: GlobalOptions): object {
+function storeOptions(options: GlobalOptions): OpenStoreOptions {
   return {
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    ...(options.retries !== undefined && { retry: { attempts: options.retries } }),
     s3: {
       ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
       ...(options.anonymous && { anonymous: true }),
@@ -42,27 +30,19 @@ function storeOptions(options: GlobalOptions): object {
 
 /** The store rooted at `url` (a directory or key prefix). */
 export async function openUrl(url: string, options: GlobalOptions): Promise<Store> {
-  return (await openModule()).openStore(url, storeOptions(options));
+  return openStore(url, storeOptions(options));
 }
 
 /** The store holding the object at `url`, and the object's key in it. */
 export async function openObject(url: string, options: GlobalOptions): Promise<{ store: Store; key: string }> {
-  const mod = await openModule();
-  const { storeUrl, key } = mod.splitUrl(url);
+  const { storeUrl, key } = splitUrl(url);
   if (!key) throw new CliError(`${url} names a store root, not an object`);
-  return { store: mod.openStore(storeUrl, storeOptions(options)), key };
+  return { store: openStore(storeUrl, storeOptions(options)), key };
 }
 
 /** Stores hold pooled connections; close them so the process can exit promptly. */
 export async function closeStore(store: Store): Promise<void> {
   await (store as Store & { close?: () => Promise<void> }).close?.();
-}
-
-/** Joins a key prefix and a relative key with exactly one `/`. */
-export function joinKey(prefix: string, key: string): string {
-  if (!prefix) return key;
-  if (!key) return prefix;
-  return `${prefix.replace(/\/+$/, "")}/${key.replace(/^\/+/, "")}`;
 }
 
 /** Last `/`-separated segment of a key or URL path. */
