@@ -95,8 +95,11 @@ export class ObjectStore implements Store {
   }
 
   delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const k = this.key(key);
-    return this.limit(() => this.attempt("delete", k, opts.signal, (s) => this.backend.remove(k, s)));
+    // Key validation inside the limited callback: a refused key rejects the promise, never throws.
+    return this.limit(() => {
+      const k = this.key(key);
+      return this.attempt("delete", k, opts.signal, (s) => this.backend.remove(k, s));
+    });
   }
 
   async has(key: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
@@ -104,8 +107,10 @@ export class ObjectStore implements Store {
   }
 
   head(key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectInfo | undefined> {
-    const k = this.key(key);
-    return this.limit(() => this.attempt("head", k, opts.signal, (s) => this.backend.stat(k, s)));
+    return this.limit(() => {
+      const k = this.key(key);
+      return this.attempt("head", k, opts.signal, (s) => this.backend.stat(k, s));
+    });
   }
 
   list(prefix = "", opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
