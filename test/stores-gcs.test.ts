@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
 import { ConflictError, IntegrityError, InvalidKeyError, StoreError } from "../src/errors.js";
 import { GcsStore, type GcsStoreOptions } from "../src/stores/gcs.js";
+import { ALL_FAULTS, describeFaults, startFaultProxy } from "./servers/fault-proxy.js";
 import { startGcsServer, type GcsFault, type GcsServer, type RequestRecord } from "./servers/gcs.js";
 
 const BUCKET = "test-bucket";
@@ -247,6 +248,30 @@ describe("GcsStore integrity and failures", () => {
       if (previous === undefined) delete process.env.GOOGLE_OAUTH_ACCESS_TOKEN;
       else process.env.GOOGLE_OAUTH_ACCESS_TOKEN = previous;
       await secured.stop();
+    }
+  });
+});
+
+describe("GcsStore behind the fault proxy", () => {
+  it("moves objects through resets, stalls, 503/429, truncated and mis-sized bodies without losing a byte", async () => {
+    const proxy = await startFaultProxy(server.url, { kinds: ALL_FAULTS, every: 4, stallMs: 2000 });
+    try {
+      const store = open({ endpoint: proxy.url, prefix: "proxied", timeoutMs: 400, resumableThreshold: 300_000, chunkSize: 256 * 1024 });
+      const objects = Array.from({ length: 60 }, (_, i) => [`p/${i}`, bytes(1000 + i * 101, i + 40)] as const);
+      const big = bytes(700_000, 99);
+      await store.setMany([...objects, ["p/big", big] as const], { concurrency: 6 }).toMap();
+      const read = await store.getMany([...objects.map(([k]) => k), "p/big"], { concurrency: 6 }).toMap();
+      for (const [k, v] of objects) expect(read.get(k)).toEqual(v);
+      expect(sameBytes(read.get("p/big"), big)).toBe(true);
+      const ranges = await store.getRanges("p/7", [{ offset: 3, length: 50 }, { offset: 900, length: 20 }]);
+      expect(ranges).toEqual([objects[7][1].subarray(3, 53), objects[7][1].subarray(900, 920)]);
+      expect(proxy.stats.injected).toBeGreaterThanOrEqual(ALL_FAULTS.length);
+      for (const kind of ALL_FAULTS) expect(proxy.stats.faults[kind]).toBeGreaterThan(0);
+      // Not one retry per fault: a broken body after a 308 or an upload's 200 changes nothing we need.
+      expect(store.stats.retries).toBeGreaterThan(proxy.stats.injected / 2);
+      console.log(`gcs via fault proxy: ${describeFaults(proxy.stats)}; ${store.stats.retries} retries; 61 objects verified`);
+    } finally {
+      await proxy.stop();
     }
   });
 });

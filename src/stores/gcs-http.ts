@@ -68,7 +68,12 @@ export class GcsTransport {
   async send(method: Dispatcher.HttpMethod, target: string, options: SendOptions, where: Where): Promise<Response> {
     const headers: Record<string, string> = { ...options.headers };
     if (this.token !== undefined) {
-      const token = typeof this.token === "string" ? this.token : await this.token();
+      let token: string;
+      try {
+        token = typeof this.token === "string" ? this.token : await this.token();
+      } catch (cause) {
+        throw new StoreError("could not get an access token from the token function", { ...where, cause });
+      }
       headers.authorization = `Bearer ${token}`;
     }
     try {

@@ -69,15 +69,27 @@ export async function multipartUpload(
   await http.discard(res);
 }
 
-interface Session {
-  name: string;
-  uri: string;
-}
+/**
+ * Open sessions by the exact buffer being uploaded and the object name, so a retried write (same
+ * buffer, same name) resumes instead of restarting. Weak: a finished or abandoned write's entry
+ * goes away with its buffer.
+ */
+const openSessions = new WeakMap<Uint8Array, Map<string, string>>();
+const sessions = {
+  get(data: Uint8Array, name: string): string | undefined {
+    return openSessions.get(data)?.get(name);
+  },
+  set(data: Uint8Array, name: string, uri: string): void {
+    let byName = openSessions.get(data);
+    if (!byName) openSessions.set(data, (byName = new Map()));
+    byName.set(name, uri);
+  },
+  delete(data: Uint8Array, name: string): void {
+    openSessions.get(data)?.delete(name);
+  },
+};
 
-/** Open sessions by the exact buffer being uploaded, so a retried write resumes instead of restarting. */
-const sessions = new WeakMap<Uint8Array, Session>();
-
-/** Where a resumable session stands: bytes persisted, or "done" when the object is complete. */
+/** Bytes a session has persisted, from the `Range: bytes=0-N` of a 308 (none: nothing yet). */
 function persistedFrom(range: string | undefined): number {
   const m = range && /^bytes=0-(\d+)$/.exec(range.trim());
   return m ? Number(m[1]) + 1 : 0;
@@ -94,17 +106,18 @@ export async function resumableUpload(
   const total = data.length;
   const signal = options.signal;
   let offset = 0;
-  let session = sessions.get(data);
-  if (session && session.name === target.name) {
+  const name = target.name;
+  let session = sessions.get(data, name);
+  if (session) {
     // A previous attempt failed mid-way: ask the session how much it kept.
     const res = await http.send(
       "PUT",
-      session.uri,
+      session,
       { headers: { "content-range": `bytes */${total}`, "content-length": "0" }, signal },
       where,
     );
     if (res.statusCode === 200 || res.statusCode === 201) {
-      sessions.delete(data);
+      sessions.delete(data, name);
       return http.discard(res);
     }
     if (res.statusCode === 308) {
@@ -116,8 +129,6 @@ export async function resumableUpload(
     } else {
       throw await http.failure(res, where);
     }
-  } else {
-    session = undefined;
   }
 
   if (!session) {
@@ -142,8 +153,8 @@ export async function resumableUpload(
     const uri = headerValue(res, "location");
     await http.discard(res);
     if (!uri) throw new StoreError("resumable upload started without a Location header", { ...where, status: res.statusCode });
-    session = { name: target.name, uri };
-    sessions.set(data, session);
+    session = uri;
+    sessions.set(data, name, uri);
   }
 
   let stalled = 0;
@@ -153,16 +164,16 @@ export async function resumableUpload(
     const contentRange = offset < total ? `bytes ${offset}-${end - 1}/${total}` : `bytes */${total}`;
     const res = await http.send(
       "PUT",
-      session.uri,
+      session,
       { headers: { "content-range": contentRange }, body: data.subarray(offset, end), signal },
       where,
     );
     if (res.statusCode === 200 || res.statusCode === 201) {
-      sessions.delete(data);
+      sessions.delete(data, name);
       return http.discard(res);
     }
     if (res.statusCode === 404 || res.statusCode === 410) {
-      sessions.delete(data);
+      sessions.delete(data, name);
       await http.discard(res);
       throw new StoreError("resumable upload session expired; the next attempt starts a new one", {
         ...where,
@@ -171,7 +182,7 @@ export async function resumableUpload(
       });
     }
     if (res.statusCode !== 308) {
-      if (res.statusCode < 500 && res.statusCode !== 429 && res.statusCode !== 408) sessions.delete(data);
+      if (res.statusCode < 500 && res.statusCode !== 429 && res.statusCode !== 408) sessions.delete(data, name);
       throw await http.failure(res, where);
     }
     const persisted = persistedFrom(headerValue(res, "range"));
@@ -186,7 +197,7 @@ export async function resumableUpload(
       });
     }
     if (persisted > total) {
-      sessions.delete(data);
+      sessions.delete(data, name);
       throw new StoreError(`server reports ${persisted} bytes persisted of a ${total}-byte upload`, where);
     }
     offset = persisted;
