@@ -24,6 +24,19 @@ export class BitReader {
 
   /** Read up to 32 bits as an unsigned number. */
   read(width: number): number {
+    if (width === 0) return 0;
+    if (width <= 25) {
+      // Fast path: one 32-bit big-endian window covers the value (bit offset <= 7, width <= 25).
+      // Bytes past the end read as 0; require() has already checked the value itself is there.
+      const s = this.src;
+      const b = this.byte;
+      const window = (s[b] << 24) | (s[b + 1] << 16) | (s[b + 2] << 8) | s[b + 3];
+      const v = (window << this.bit) >>> (32 - width);
+      const end = this.bit + width;
+      this.byte += end >>> 3;
+      this.bit = end & 7;
+      return v;
+    }
     let v = 0;
     while (width > 0) {
       const avail = 8 - this.bit;

@@ -114,6 +114,25 @@ export class ScaleOffsetCodec implements BytesCodec {
 
   private decodeInteger(reader: BitReader, minbits: number, minval: bigint, out: Uint8Array): void {
     const { size, count, fill, littleEndian } = this.params;
+    if (size <= 4) {
+      // Plain numbers: minbits < 32 here, and the sum is taken modulo 2^(8 size) as in C.
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+      const small = 2 ** minbits - 1;
+      const min = Number(minval & 0xffffffffn);
+      const modulo = 2 ** (size * 8);
+      const fillBytes = fill && (littleEndian ? fill : fill.slice().reverse());
+      for (let i = 0; i < count; i++) {
+        const v = reader.read(minbits);
+        if (fillBytes && v === small) out.set(fillBytes, i * size);
+        else {
+          const x = (v + min) % modulo;
+          if (size === 4) view.setUint32(i * 4, x, littleEndian);
+          else if (size === 2) view.setUint16(i * 2, x, littleEndian);
+          else out[i] = x;
+        }
+      }
+      return;
+    }
     const mask = (1n << BigInt(minbits)) - 1n;
     const wrap = (1n << BigInt(size * 8)) - 1n;
     for (let i = 0; i < count; i++) {
@@ -128,7 +147,6 @@ export class ScaleOffsetCodec implements BytesCodec {
 
   private decodeFloat(reader: BitReader, minbits: number, minval: bigint, out: Uint8Array): void {
     const { size, count, fill, littleEndian, scaleFactor } = this.params;
-    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     const minBytes = new DataView(new ArrayBuffer(8));
     minBytes.setBigUint64(0, minval, true);
     const fillView = fill ? new DataView(fill.buffer, fill.byteOffset, fill.byteLength) : undefined;
@@ -137,13 +155,16 @@ export class ScaleOffsetCodec implements BytesCodec {
       const min = minBytes.getFloat32(0, true);
       const scale = Math.fround(10 ** scaleFactor);
       const fillValue = fillView?.getFloat32(0, true);
+      // Values land in a Float32Array (native order), swapped afterwards for a big-endian dataset.
+      const values = new Float32Array(out.buffer, out.byteOffset, count);
+      const hasFill = fillValue !== undefined;
       for (let i = 0; i < count; i++) {
-        const v = minbits === 0 ? 0 : reader.read(minbits);
-        const x =
-          fillValue !== undefined && v === mask ? fillValue : Math.fround(Math.fround(Math.fround(v) / scale) + min);
-        view.setFloat32(i * 4, x, littleEndian);
+        const v = reader.read(minbits);
+        values[i] = hasFill && v === mask ? (fillValue as number) : Math.fround(Math.fround(v) / scale) + min;
       }
+      if (littleEndian !== LITTLE_ENDIAN_HOST) swapEach(out, 4);
     } else {
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
       const min = minBytes.getFloat64(0, true);
       const scale = 10 ** scaleFactor;
       const fillValue = fillView?.getFloat64(0, true);
@@ -156,6 +177,8 @@ export class ScaleOffsetCodec implements BytesCodec {
     }
   }
 }
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function swapEach(b: Uint8Array, size: number): void {
   for (let i = 0; i < b.length; i += size) b.subarray(i, i + size).reverse();
