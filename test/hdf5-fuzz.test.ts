@@ -26,7 +26,7 @@ const FILES = [
   join(corpus, "kerchunk_vlen.h5"),
 ];
 /** HDF5_FUZZ_CASES=5000 for a longer local run. */
-const CASES_PER_FILE = Number(process.env.HDF5_FUZZ_CASES ?? 300);
+const CASES_PER_FILE = Number(process.env.HDF5_FUZZ_CASES ?? 250);
 const TRUNCATIONS_PER_FILE = 60;
 /** A case that has not settled by then is a hang. Generous: the machine is shared. */
 const HANG_MS = 10_000;

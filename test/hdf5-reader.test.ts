@@ -271,3 +271,25 @@ describe("HDF5 reader: paths, links and errors", () => {
     await expect(openHdf5(fileSource(pathOf("earliest.h5")), { signal: controller.signal })).rejects.toThrow();
   });
 });
+
+describe("layout messages of every chunk index type (the chunk-index fixtures)", () => {
+  // Those fixtures (test/fixtures/chunk-index, h5py get_chunk_info per dataset) cover layout v3 and
+  // v4 with single, implicit, fixed array, extensible array and v2 B-tree indexes.
+  const dir = join(here, "fixtures", "chunk-index");
+  type ChunkFixture = Record<string, Record<string, { objectHeader: number; chunkShape: number[]; chunks: [number[], number, number, number][] }>>;
+  const chunkExpected = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")) as ChunkFixture;
+  for (const [name, datasets] of Object.entries(chunkExpected)) {
+    it(name, async () => {
+      const file = await openHdf5(fileSource(join(dir, name)));
+      for (const [path, want] of Object.entries(datasets)) {
+        const ds = await file.get(path);
+        if (ds?.kind !== "dataset" || ds.layout.kind !== "chunked") throw new Error(`${path} is not a chunked dataset`);
+        expect({ path, address: ds.address, chunkShape: ds.layout.chunkShape }).toEqual({ path, address: want.objectHeader, chunkShape: want.chunkShape });
+        const layout = ds.layout;
+        const got = (await file.chunks(ds)).map((c) => [c.coords.map((x, i) => x * layout.chunkShape[i]), c.filterMask, c.offset, c.size]);
+        const key = (e: unknown) => JSON.stringify(e);
+        expect({ path, chunks: got.map(key).sort() }).toEqual({ path, chunks: want.chunks.map(key).sort() });
+      }
+    });
+  }
+});
