@@ -120,6 +120,14 @@ describe("filtersToCodecs", () => {
     expect(call).toThrow(UnsupportedFeatureError);
     expect(call).toThrow(/32013 \(H5Z-ZFP\).*\/temperature/);
   });
+  it("nbit that HDF5 flagged as nothing to pack passes any datatype through", async () => {
+    const f: Filter = { id: 5, optional: false, clientData: [3, 1, 4] };
+    const configs = filtersToCodecs([f], { class: "opaque", size: 4, tag: "x" }, [4]);
+    expect(configs).toEqual([{ id: "hdf5_nbit", parameters: [3, 1, 4] }]);
+    const chain = await loadCodecChain(configs, { dataType: "uint8", shape: [16] });
+    const bytes = Uint8Array.from({ length: 16 }, (_, i) => i);
+    expect([...(await chain.decode(bytes))]).toEqual([...bytes]);
+  });
   it("refuses client data that does not describe the chunk", () => {
     const f: Filter = { id: 6, optional: true, clientData: [2, 0, 99, 0, 4, 1, 0, 1] };
     expect(() => filtersToCodecs([f], datatype("<i4"), [10], "/x")).toThrow(/99 elements/);
@@ -235,6 +243,9 @@ describe("corrupt input is a CodecError, never garbage or a hang", () => {
     const raw = read(h5("fletcher_i2").chunkFiles[0].raw).slice();
     raw[3] ^= 0x10;
     await expectCodecError("fletcher32", {}, m, raw);
+    // Through a chain the error names the chunk.
+    const chain = await loadCodecChain([{ id: "fletcher32" }], { dataType: "int16", shape: [25] });
+    await expect(chain.decode(raw, "temperature/0.3")).rejects.toThrow(/codec fletcher32 \(chunk temperature\/0\.3\): checksum mismatch/);
     await expectCodecError("fletcher32", {}, m, Uint8Array.of(1, 2));
   });
   it("lzf: truncated stream and a reference before the start", async () => {

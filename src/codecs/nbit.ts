@@ -1,6 +1,7 @@
 /**
  * HDF5 N-bit filter (id 5), decode only; our id `hdf5_nbit` with
- * `{ parameters: <client data>, dtype: <numpy dtype of the dataset, e.g. "<i4"> }`.
+ * `{ parameters: <client data>, dtype: <numpy dtype of the dataset, e.g. "<i4"> }` (no dtype when
+ * client data 1 says HDF5 stored the chunk untouched).
  *
  * Client data (H5Znbit.c) for an integer or float dataset: 0 number of values, 1 "no compression
  * needed" flag, 2 elements in a chunk, 3 class (1 atomic), 4 size, 5 byte order (0 LE, 1 BE),
@@ -31,15 +32,17 @@ export class NbitCodec implements BytesCodec {
   private readonly offset: number = 0;
   private readonly kindOfValue: "signed" | "unsigned" | "float";
 
-  constructor(p: number[], dtype: string, limit: number) {
-    if (p.length < 5 || p[0] !== p.length) {
+  constructor(p: number[], dtype: string | undefined, limit: number) {
+    if (p.length < 3 || p[0] !== p.length) {
       throw new CodecError(`client data says ${p[0]} values but has ${p.length}`, ID);
     }
-    const m = /^([<>|=])([iuf])(\d+)$/.exec(dtype);
+    this.passThrough = p[1] !== 0;
+    this.kindOfValue = "unsigned";
+    if (this.passThrough) return; // HDF5 stored the chunk untouched: any datatype
+    if (p.length < 5) throw new CodecError(`needs at least 5 client data values, got ${p.length}`, ID);
+    const m = dtype === undefined ? null : /^([<>|=])([iuf])(\d+)$/.exec(dtype);
     if (!m) throw new CodecError(`dtype "${dtype}" is not an integer or float numpy dtype`, ID);
     this.kindOfValue = m[2] === "i" ? "signed" : m[2] === "u" ? "unsigned" : "float";
-    this.passThrough = p[1] !== 0;
-    if (this.passThrough) return;
     if (p[3] !== 1) throw new CodecError(`datatype class ${p[3]} (array/compound) is not supported`, ID);
     if (p.length < 8) throw new CodecError(`atomic datatype needs 8 client data values, got ${p.length}`, ID);
     [this.count, this.size, this.littleEndian, this.precision, this.offset] = [p[2], p[4], p[5] === 0, p[6], p[7]];
@@ -51,7 +54,9 @@ export class NbitCodec implements BytesCodec {
   }
 
   static fromConfig(config: unknown, meta?: ChunkMeta): NbitCodec {
-    return new NbitCodec(intArrayOption(ID, config, "parameters"), stringOption(ID, config, "dtype"), decodedLimit(meta));
+    const parameters = intArrayOption(ID, config, "parameters");
+    const dtype = parameters[1] ? undefined : stringOption(ID, config, "dtype");
+    return new NbitCodec(parameters, dtype, decodedLimit(meta));
   }
 
   encode(): Uint8Array {

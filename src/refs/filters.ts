@@ -58,8 +58,10 @@ function filterToCodec(filter: Filter, type: Datatype, chunkShape: number[], dat
       // Mapped (not refused) so references stay complete; decoding refuses with a clear CodecError.
       return { id: "szip", mask: cd[0], pixels_per_block: cd[1], bits_per_pixel: cd[2], pixels_per_scanline: cd[3] };
     case HDF5_FILTER.nbit: {
+      // Flag 1: HDF5 found nothing to pack (full-precision type) and stored the bytes untouched.
+      if (cd[1] !== undefined && cd[1] !== 0) return { id: "hdf5_nbit", parameters: [...cd] };
       const dtype = numpyDtype(type) ?? unsupported("nbit is decoded for integer and float datasets only");
-      if (cd[1] === 0 && cd[2] !== elements) {
+      if (cd[2] !== elements) {
         unsupported(`client data is for ${cd[2]} elements per chunk, the chunk has ${elements}`);
       }
       return { id: "hdf5_nbit", dtype, parameters: [...cd] };
