@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hdf5FormatError } from "../src/errors.js";
+import { readBTree2Header } from "../src/hdf5/btree2.js";
 import { readChunkIndex } from "../src/hdf5/chunk-index/index.js";
 import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
 import { CachedSource, FileContext, lookup3 } from "../src/hdf5/io.js";
@@ -94,6 +95,47 @@ describe("fixture coverage", () => {
   });
 });
 
+/**
+ * Checks that every entry points at stored bytes that decode (inflate when `gzip`) to the
+ * values the HDF5 library reads for that chunk's region; `values` is the dataset in C order.
+ */
+function expectChunksHoldValues(
+  label: string,
+  file: Uint8Array,
+  chunks: ChunkEntry[],
+  shape: number[],
+  chunkShape: number[],
+  values: Float32Array,
+  gzip: boolean,
+): void {
+  const chunkElements = chunkShape.reduce((a, b) => a * b, 1);
+  for (const chunk of chunks) {
+    let raw = file.subarray(chunk.offset, chunk.offset + chunk.size);
+    if (gzip) raw = new Uint8Array(inflateSync(raw));
+    if (raw.length !== chunkElements * 4) throw new Error(`${label} chunk ${chunk.coords}: ${raw.length} bytes`);
+    const got = new Float32Array(raw.slice().buffer);
+    for (let i = 0; i < chunkElements; i++) {
+      // Element i of the chunk, in C order, and its place in the dataset.
+      let rest = i;
+      let flat = 0;
+      let inside = true;
+      const within = new Array<number>(shape.length);
+      for (let d = shape.length - 1; d >= 0; d--) {
+        within[d] = rest % chunkShape[d];
+        rest = Math.floor(rest / chunkShape[d]);
+      }
+      for (let d = 0; d < shape.length; d++) {
+        const x = chunk.coords[d] * chunkShape[d] + within[d];
+        if (x >= shape[d]) inside = false;
+        flat = flat * shape[d] + x;
+      }
+      if (inside && got[i] !== values[flat]) {
+        throw new Error(`${label} chunk ${chunk.coords}: element ${within} is ${got[i]}, the library reads ${values[flat]}`);
+      }
+    }
+  }
+}
+
 describe("HDF5 2.0 file written by h5wasm", () => {
   let dir: string;
   let path: string;
@@ -142,25 +184,69 @@ describe("HDF5 2.0 file written by h5wasm", () => {
       const chunks = await readChunkIndex(file.context, d);
       const grid = shape.map((n, i) => Math.ceil(n / opts.chunks[i]));
       expect(chunks.length, name).toBe(grid[0] * grid[1]);
-      const want = values.get(name)!;
-      for (const chunk of chunks) {
-        let raw = bytes.subarray(chunk.offset, chunk.offset + chunk.size);
-        if ("compression" in opts) raw = new Uint8Array(inflateSync(raw));
-        expect(raw.length, `${name} chunk ${chunk.coords}`).toBe(opts.chunks[0] * opts.chunks[1] * 4);
-        const got = new Float32Array(raw.slice().buffer);
-        const [r0, c0] = chunk.coords.map((c, i) => c * opts.chunks[i]);
-        for (let r = 0; r < opts.chunks[0] && r0 + r < shape[0]; r++) {
-          for (let c = 0; c < opts.chunks[1] && c0 + c < shape[1]; c++) {
-            const w = want[(r0 + r) * shape[1] + c0 + c];
-            if (got[r * opts.chunks[1] + c] !== w) {
-              throw new Error(`${name} chunk ${chunk.coords}: element (${r0 + r}, ${c0 + c}) is ${got[r * opts.chunks[1] + c]}, h5wasm reads ${w}`);
-            }
-          }
-        }
-      }
+      expectChunksHoldValues(name, bytes, chunks, shape, opts.chunks, values.get(name)!, "compression" in opts);
     }
     // What h5wasm 0.10.3 (HDF5 2.0) writes with libver "latest": v5 only when filters are present.
     expect(versions).toEqual({ fa: 4, fa_gz: 5, ea: 4, ea_gz: 5, bt2_gz: 5, single_gz: 5 });
+  });
+});
+
+describe("deep trees and many blocks, written by h5wasm (HDF5 2.0)", () => {
+  let dir: string;
+  const files = new Map<string, { bytes: Uint8Array; values: Map<string, Float32Array> }>();
+  // 80 x 80 one-element chunks: 6,400 chunks, two levels below the root in both B-tree kinds.
+  const cases = {
+    grid: { shape: [80, 80], chunks: [1, 1] },
+    long: { shape: [20000], chunks: [1] },
+    long_gz: { shape: [3000], chunks: [1], compression: "gzip" as const },
+  };
+
+  beforeAll(async () => {
+    const h5wasm = (await import("h5wasm/node")).default;
+    await h5wasm.ready;
+    dir = await mkdtemp(join(tmpdir(), "chunk-index-deep-"));
+    // Default bounds (earliest, latest) keep layout v3 and v1 B-trees; "latest" picks the new indexes.
+    for (const label of ["v1", "latest"] as const) {
+      const path = join(dir, `${label}.h5`);
+      const f = new h5wasm.File(path, "w", { libver: label === "v1" ? ["earliest", "latest"] : "latest" });
+      for (const [name, c] of Object.entries(cases)) {
+        const n = c.shape.reduce((a, b) => a * b, 1);
+        const data = Float32Array.from({ length: n }, (_, i) => i * 0.5 - 7);
+        const unlimited = label === "latest" && name !== "long_gz" ? c.shape.map(() => null) : undefined;
+        f.create_dataset({ name, data, shape: c.shape, dtype: "<f4", chunks: c.chunks, maxshape: unlimited, ...("compression" in c ? { compression: c.compression } : {}) });
+      }
+      f.close();
+      const r = new h5wasm.File(path, "r");
+      const values = new Map<string, Float32Array>();
+      for (const name of Object.keys(cases)) values.set(name, (r.get(name) as InstanceType<typeof h5wasm.Dataset>).value as Float32Array);
+      r.close();
+      files.set(label, { bytes: new Uint8Array(await readFile(path)), values });
+    }
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ["v1", "grid", "btree-v1"],
+    ["v1", "long", "btree-v1"],
+    ["latest", "grid", "btree-v2"],
+    ["latest", "long", "extensible-array"],
+    ["latest", "long_gz", "fixed-array"],
+  ] as const)("%s file, %s: %s", async (label, name, type) => {
+    const { bytes, values } = files.get(label)!;
+    const file = await openHdf5(memorySource(bytes));
+    const d = await dataset(file, `/${name}`);
+    expect(indexType(d)).toBe(type);
+    if (d.layout.kind !== "chunked") throw new Error("not chunked");
+    const { address } = d.layout.index;
+    if (type === "btree-v1") expect(bytes[address + 5]).toBeGreaterThanOrEqual(2); // root level
+    if (type === "btree-v2") expect((await readBTree2Header(file.context, address)).depth).toBeGreaterThanOrEqual(2);
+    const c = cases[name];
+    const chunks = await readChunkIndex(file.context, d);
+    expect(chunks.length).toBe(c.shape.reduce((a, b) => a * b, 1));
+    expect(new Set(chunks.map((e) => e.coords.join())).size).toBe(chunks.length);
+    expectChunksHoldValues(`${label}/${name}`, bytes, chunks, c.shape, c.chunks, values.get(name)!, "compression" in c);
   });
 });
 

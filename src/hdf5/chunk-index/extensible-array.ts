@@ -130,7 +130,9 @@ export async function readExtensibleArrayChunks(
   const superAddrs: number[] = [];
   for (let i = 0; i < superBlockAddrs; i++) superAddrs.push(ib.offset());
 
-  const ctxs: Block[] = [];
+  // Blocks in element order; super blocks are requested together, then all data blocks, so a
+  // remote file costs a few round trips rather than one per block.
+  const groups: (Block[] | Promise<Block[]>)[] = [];
   for (let s = 0; s < table.length; s++) {
     const info = table[s];
     const first = h.indexElements + info.start;
@@ -143,20 +145,25 @@ export async function readExtensibleArrayChunks(
         const addr = dataBlockAddrs[info.firstDataBlock + b];
         const blockStart = info.start + b * info.dataBlockElements;
         if (addr !== UNDEFINED_ADDRESS && h.indexElements + blockStart < h.maxIndexSet) {
-          ctxs.push({ address: addr, blockStart, elements: info.dataBlockElements, pages: undefined, direct: true });
+          groups.push([{ address: addr, blockStart, elements: info.dataBlockElements, pages: undefined, direct: true }]);
         }
       }
     } else {
       const addr = superAddrs[s - direct];
       if (addr === UNDEFINED_ADDRESS) continue;
-      ctxs.push(...(await readSuperBlock(ctx, h, addr, info, blockOffsetSize, pageElements)));
+      groups.push(readSuperBlock(ctx, h, addr, info, blockOffsetSize, pageElements));
     }
   }
-
-  for (const block of ctxs) {
-    signal?.throwIfAborted();
-    await readDataBlock(ctx, h, block, elementSize, blockOffsetSize, pageElements, reader, out);
-  }
+  const blocks = (await Promise.all(groups)).flat();
+  signal?.throwIfAborted();
+  const parts = await Promise.all(
+    blocks.map(async (block) => {
+      const part: ChunkEntry[] = [];
+      await readDataBlock(ctx, h, block, elementSize, blockOffsetSize, pageElements, reader, part);
+      return part;
+    }),
+  );
+  for (const part of parts) for (const entry of part) out.push(entry);
   return out;
 }
 
