@@ -192,6 +192,35 @@ describe("S3Store against scripted answers", () => {
     expect(seen[0].body.equals(Buffer.from(data))).toBe(true);
   });
 
+  it("sends Content-MD5 (not the SDK's CRC32) on DeleteObjects, which S3-compatible servers require", async () => {
+    script((req, res) => {
+      const body = '<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult></DeleteResult>';
+      res.writeHead(200, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+    await open(url).deleteMany(["a", "b/c"]).toMap();
+    expect(seen).toHaveLength(1);
+    expect(seen[0].method).toBe("POST");
+    expect(seen[0].url).toMatch(/^\/test\/?\?delete/);
+    expect(seen[0].headers["content-md5"]).toBe(createHash("md5").update(seen[0].body).digest("base64"));
+    expect(Object.keys(seen[0].headers).filter((h) => h.startsWith("x-amz-checksum"))).toEqual([]);
+    expect(seen[0].body.toString()).toMatch(/<Key>a<\/Key>.*<Key>b\/c<\/Key>/s);
+  });
+
+  it("reports per-key DeleteObjects errors instead of calling the keys deleted", async () => {
+    script((_req, res) => {
+      const body =
+        '<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult><Error><Key>b</Key><Code>AccessDenied</Code>' +
+        "<Message>Access Denied</Message></Error></DeleteResult>";
+      res.writeHead(200, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+    const error = await open(url).deleteMany(["a", "b"]).toMap().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ key: "b", retryable: false });
+    expect((error as Error).message).toMatch(/1 of 2 deletes failed.*AccessDenied/);
+  });
+
   it("does not retry 403 and does not call it missing", async () => {
     script((_req, res) => xmlError(res, 403, "AccessDenied", "Access Denied"));
     const error = await open(url).get("k").catch((e: unknown) => e);

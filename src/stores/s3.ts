@@ -1,11 +1,10 @@
 /**
  * Amazon S3 and S3-compatible services (MinIO, Ceph, s3rver, ...) through `@aws-sdk/client-s3`.
  *
- * The SDK is configured to stay out of the ObjectStore's way: its own retries are off (one attempt
- * per call, the ObjectStore retries with full jitter), checksums only when an operation requires
- * them (the newer CRC defaults break many S3-compatible servers), and one keep-alive agent sized to
- * the store's concurrency. Integrity is ours: Content-Length on every body, the MD5 in the ETag on
- * whole-object reads, Content-MD5 on every write and every multipart part.
+ * The SDK client (s3-client.ts) stays out of the ObjectStore's way: no SDK retries, checksums only
+ * where required, one keep-alive agent sized to the store's concurrency. Integrity is ours:
+ * Content-Length on every body, the MD5 in the ETag on whole-object reads, Content-MD5 on every
+ * write and every multipart part.
  *
  * Create-only writes send `If-None-Match: *`. S3 (since 2024) and most modern servers honour it;
  * servers that ignore it (s3rver does) silently overwrite, so create-only is only guaranteed where
@@ -18,15 +17,14 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
   type GetObjectCommandOutput,
+  type S3Client,
 } from "@aws-sdk/client-s3";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
 import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { parseContentRange, rangeHeader } from "./range.js";
+import { createS3Client, type S3Connection } from "./s3-client.js";
 import { asBodyStream, md5FromEtag, readBody } from "./s3-body.js";
 import { codeOf, s3Error, statusOf } from "./s3-errors.js";
 import { md5Base64, multipartUpload } from "./s3-multipart.js";
@@ -87,7 +85,7 @@ export class S3Backend implements Backend {
   private readonly partSize: number;
   private readonly pageSize: number;
   private readonly verifyMd5: boolean;
-  private readonly agents: { http: HttpAgent; https: HttpsAgent };
+  private readonly connection: S3Connection;
 
   constructor(options: S3Options & StoreOptions) {
     if (!options.bucket) throw new TypeError("S3Store: `bucket` is required");
@@ -99,26 +97,17 @@ export class S3Backend implements Backend {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.pageSize = Math.min(Math.max(1, options.listPageSize ?? 1000), 1000);
     this.verifyMd5 = options.verifyMd5 ?? true;
-    const sockets = { keepAlive: true, maxSockets: this.defaultConcurrency };
-    this.agents = { http: new HttpAgent(sockets), https: new HttpsAgent(sockets) };
-    this.client = new S3Client({
+    this.connection = createS3Client({
       region: options.region ?? "us-east-1",
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
-      // Anonymous: a signer that signs nothing, and placeholder credentials so no chain is consulted.
-      credentials: options.anonymous ? { accessKeyId: "", secretAccessKey: "" } : options.credentials,
-      signer: options.anonymous ? { sign: async (request) => request } : undefined,
+      credentials: options.credentials,
       profile: options.profile,
-      maxAttempts: 1,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: {
-        httpAgent: this.agents.http,
-        httpsAgent: this.agents.https,
-        // A backstop for calls the ObjectStore cannot abort (list pages): a silent socket fails.
-        requestTimeout: options.timeoutMs ?? 60_000,
-      },
+      anonymous: options.anonymous,
+      maxSockets: this.defaultConcurrency,
+      socketTimeoutMs: options.timeoutMs ?? 60_000,
     });
+    this.client = this.connection.client;
   }
 
   validateKey(key: string): void {
@@ -390,9 +379,7 @@ export class S3Backend implements Backend {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.connection.close();
   }
 }
 
