@@ -1,0 +1,116 @@
+/**
+ * `Active`: PyActiveStorage-style reductions over a hyperslab of one variable, computed chunk by
+ * chunk so the selection is never materialised. Open it on an HDF5/netCDF4 file (references built
+ * on the fly), a kerchunk reference set, or a zarr array; then ask for mean/min/max/sum/count/
+ * variance/std with an optional selection and axes.
+ */
+import { missingRules, packing, type Attributes, type Packing } from "./cf.js";
+import { reduceArray, type ChunkSource } from "./engine.js";
+import type { MissingRules } from "./kernel.js";
+import { finalize, type ReductionResult, type Statistic } from "./result.js";
+import type { Selection } from "./selection.js";
+
+export interface ActiveOptions {
+  /** Reduce the stored (packed) values instead of unpacking scale_factor/add_offset. */
+  raw?: boolean;
+  /** Leave NaNs out instead of propagating them like numpy. */
+  skipNaN?: boolean;
+  /** Apply the netCDF default fill when `_FillValue` is absent (auto-detected when opening files). */
+  netcdf?: boolean;
+  /** Replace the CF rules derived from attributes. */
+  missing?: MissingRules;
+  /** Chunks in flight at once. Default 16. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface StatisticOptions {
+  /** Axes of the selected array to reduce over (numpy semantics); default all. */
+  axis?: number | number[] | null;
+  /** Return the merged partials too, to aggregate across files. */
+  components?: boolean;
+  /** numpy's ddof for variance/std. Default 0. */
+  ddof?: number;
+}
+
+/** Counts what the reads cost; `bytesRead` grows as chunks are fetched. */
+export interface ReadCounter {
+  bytesRead: number;
+}
+
+export class Active {
+  readonly missing: MissingRules;
+  readonly packing: Packing | undefined;
+
+  constructor(
+    readonly array: ChunkSource,
+    readonly attributes: Attributes,
+    private readonly options: ActiveOptions = {},
+    private readonly counter: ReadCounter = { bytesRead: 0 },
+  ) {
+    this.missing = options.missing ?? missingRules(attributes, array.dtype, options);
+    this.packing = options.raw ? undefined : packing(attributes);
+  }
+
+  /**
+   * Opens `variable` of an HDF5/netCDF4 file or URL, a kerchunk reference set (object or .json), or
+   * a zarr hierarchy on a store. See `openActive` in source.ts.
+   */
+  static async open(
+    source: import("./source.js").ActiveSource,
+    variable: string,
+    options?: import("./source.js").OpenActiveOptions,
+  ): Promise<Active> {
+    const { openActive } = await import("./source.js");
+    return openActive(source, variable, options);
+  }
+
+  get shape(): readonly number[] {
+    return this.array.shape;
+  }
+
+  get dtype(): string {
+    return this.array.dtype;
+  }
+
+  mean(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("mean", selection, options);
+  }
+  min(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("min", selection, options);
+  }
+  max(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("max", selection, options);
+  }
+  sum(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("sum", selection, options);
+  }
+  count(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("count", selection, options);
+  }
+  variance(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("variance", selection, options);
+  }
+  std(selection?: Selection, options?: StatisticOptions): Promise<ReductionResult> {
+    return this.reduce("std", selection, options);
+  }
+
+  /** Any statistic by name, as the CLI and server use it. */
+  async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
+    const before = this.counter.bytesRead;
+    const { partials, chunks } = await reduceArray(this.array, selection ?? null, {
+      axis: options.axis,
+      missing: this.missing,
+      moments: op === "variance" || op === "std" || options.components === true,
+      concurrency: this.options.concurrency,
+      signal: this.options.signal,
+    });
+    const result = finalize(op, partials, this.array.dtype, { packing: this.packing, ddof: options.ddof });
+    return {
+      ...result,
+      chunks,
+      bytesRead: this.counter.bytesRead - before,
+      components: options.components ? partials : undefined,
+    };
+  }
+}
