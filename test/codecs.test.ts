@@ -7,6 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as zlib from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
@@ -17,7 +18,7 @@ import { CodecError, UnsupportedFeatureError } from "../src/errors.js";
 import type { Datatype, Filter } from "../src/hdf5/model.js";
 import { filtersToCodecs } from "../src/refs/filters.js";
 
-const DIR = join(import.meta.dirname, "fixtures", "codecs");
+const DIR = fileURLToPath(new URL("./fixtures/codecs/", import.meta.url));
 
 interface H5Case {
   name: string;
@@ -362,6 +363,12 @@ describe("end to end through zarrita", () => {
     };
     for (const ch of c.chunkFiles) files[ch.offset.map((o, i) => o / c.chunks[i]).join(".")] = read(ch.raw);
     const arr = await zarr.open.v2(mapStore(files), { kind: "array" });
+    // A damaged chunk: zarrita wraps our CodecError (its `cause`) in its CodecPipelineError.
+    const damaged = { ...files, "0.0": files["0.0"].slice() };
+    damaged["0.0"][damaged["0.0"].length - 5] ^= 1;
+    const broken = await zarr.open.v2(mapStore(damaged), { kind: "array" });
+    const err = await zarr.get(broken).then(() => undefined, (e: unknown) => e);
+    expect(errorChain(err).some((e) => e instanceof CodecError && e.codec === "fletcher32")).toBe(true);
     for (const ch of c.chunkFiles) {
       const sel = ch.offset.map((o, i) => zarr.slice(o, o + c.chunks[i]));
       const { data } = await zarr.get(arr, sel);
