@@ -1,9 +1,13 @@
-import { resolve } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidKeyError, UnsupportedFeatureError } from "../src/errors.js";
 import { openStore, splitUrl } from "../src/stores/open.js";
 import type { Store } from "../src/stores/types.js";
 import { startGcsServer, type GcsServer } from "./servers/gcs.js";
+import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const fast = { retry: { baseDelayMs: 2, maxDelayMs: 10 } };
@@ -21,13 +25,19 @@ async function keys(store: Store, prefix = ""): Promise<string[]> {
 }
 
 let gcs: GcsServer;
+let s3: S3rverHandle;
+let dir: string;
 
 beforeAll(async () => {
-  gcs = await startGcsServer({ buckets: ["bkt"] });
+  [gcs, s3, dir] = await Promise.all([
+    startGcsServer({ buckets: ["bkt"] }),
+    startS3rver({ buckets: ["open-bkt"] }),
+    mkdtemp(join(tmpdir(), "open store ")),
+  ]);
 });
 afterAll(async () => {
   await Promise.all(opened.map((s) => (s as { close?: () => Promise<void> }).close?.()));
-  await gcs?.stop();
+  await Promise.all([gcs?.stop(), s3?.stop(), dir && rm(dir, { recursive: true, force: true })]);
 });
 
 describe("splitUrl", () => {
@@ -88,5 +98,43 @@ describe("openStore", () => {
     const { storeUrl, key } = splitUrl("gs://bkt/some/prefix/a/b.txt");
     const viaSplit = track(openStore(storeUrl, { gcs: { endpoint: gcs.url } }));
     expect(await viaSplit.get(key)).toEqual(data);
+  });
+
+  it("bare paths (absolute or relative to the cwd) and file:// URLs open a LocalStore at that directory", async () => {
+    const data = text("on disk");
+    const absolute = openStore(join(dir, "root"));
+    await absolute.set("x/y.bin", data);
+    expect(await readFile(join(dir, "root", "x", "y.bin"))).toEqual(Buffer.from(data));
+    const rel = relative(process.cwd(), join(dir, "root"));
+    expect(await openStore(rel).get("x/y.bin")).toEqual(data);
+    const fileUrl = pathToFileURL(join(dir, "root")).href;
+    expect(fileUrl).toContain("open%20store"); // the temp dir has a space in its name
+    expect(await openStore(fileUrl).get("x/y.bin")).toEqual(data);
+    expect(await keys(openStore(fileUrl))).toEqual(["x/y.bin"]);
+
+    for (const objectUrl of [join(dir, "root", "x", "y.bin"), `${fileUrl}/x/y.bin`]) {
+      const { storeUrl, key } = splitUrl(objectUrl);
+      expect(key).toBe("y.bin");
+      expect(await openStore(storeUrl).get(key)).toEqual(data);
+    }
+  });
+
+  it("s3:// opens an S3Store rooted at the prefix, endpoint from AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL", async () => {
+    const env = { AWS_ENDPOINT_URL: "http://127.0.0.1:9", AWS_ENDPOINT_URL_S3: s3.endpoint };
+    const store = track(openStore("s3://open-bkt/run/1", { ...fast, env, s3: { credentials: S3RVER_CREDENTIALS } }));
+    const data = text("hello s3 ".repeat(50));
+    await store.set("a/b.txt", data);
+    await store.set("c.txt", text("c"));
+    expect(await store.get("a/b.txt")).toEqual(data);
+    expect(await keys(store)).toEqual(["a/b.txt", "c.txt"]);
+
+    const { storeUrl, key } = splitUrl("s3://open-bkt/run/1/a/b.txt");
+    expect(storeUrl).toBe("s3://open-bkt");
+    const viaSplit = track(
+      openStore(storeUrl, { env: { AWS_ENDPOINT_URL: s3.endpoint, AWS_NO_SIGN_REQUEST: "YES" } }),
+    );
+    // s3rver ignores signatures, so the unsigned (anonymous) client is served too.
+    expect(await viaSplit.get(key)).toEqual(data);
+    expect(await keys(viaSplit, "run/")).toEqual(["run/1/a/b.txt", "run/1/c.txt"]);
   });
 });

@@ -15,5 +15,7 @@ export type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } f
 export { ObjectStore, normalizeKey, type StoreOptions, type StoreStats } from "./object-store.js";
 export type { RetryPolicy } from "./retry.js";
 export { MemoryBackend, MemoryStore } from "./memory.js";
+export { LocalBackend, LocalStore, type LocalStoreOptions } from "./local.js";
+export { S3Backend, S3Store, type S3Credentials, type S3Options } from "./s3.js";
 export { GcsBackend, GcsStore, GCS_ENDPOINT, type GcsStoreOptions, type TokenSource } from "./gcs.js";
 export { openStore, splitUrl, type HttpOpenOptions, type OpenStoreOptions, type S3OpenOptions } from "./open.js";

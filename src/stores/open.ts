@@ -9,26 +9,21 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { InvalidKeyError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { GcsStore, type GcsStoreOptions } from "./gcs.js";
+import { LocalStore, type LocalStoreOptions } from "./local.js";
 import { MemoryBackend } from "./memory.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
+import { S3Store, type S3Options } from "./s3.js";
 import type { ObjectInfo, Store } from "./types.js";
 
 type StoreOnly<T> = Omit<T, "bucket" | "prefix" | keyof StoreOptions>;
 
-/** S3 settings for `s3://` URLs (a subset of S3Store's options). */
-export interface S3OpenOptions {
-  /** Default: `AWS_ENDPOINT_URL_S3`, then `AWS_ENDPOINT_URL`, else AWS. */
-  endpoint?: string;
-  /** Default: true when an endpoint is set (S3-compatible servers), else virtual-hosted style. */
-  forcePathStyle?: boolean;
-  region?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  profile?: string;
-  /** Default: true when `AWS_NO_SIGN_REQUEST` is YES/true/1. */
-  anonymous?: boolean;
-  multipartThreshold?: number;
-  partSize?: number;
-}
+/**
+ * S3 settings for `s3://` URLs. Defaults from the environment: endpoint `AWS_ENDPOINT_URL_S3`,
+ * then `AWS_ENDPOINT_URL`; path-style addressing whenever an endpoint is set (S3-compatible
+ * servers); anonymous when `AWS_NO_SIGN_REQUEST` is YES/true/1; region `AWS_REGION`, then
+ * `AWS_DEFAULT_REGION`. Credentials otherwise come from the SDK's default chain.
+ */
+export type S3OpenOptions = StoreOnly<S3Options>;
 
 export interface HttpOpenOptions {
   headers?: Record<string, string>;
@@ -38,6 +33,7 @@ export interface HttpOpenOptions {
 
 export interface OpenStoreOptions extends StoreOptions {
   s3?: S3OpenOptions;
+  file?: StoreOnly<LocalStoreOptions>;
   /** Default endpoint: `STORAGE_EMULATOR_HOST` (the Google client libraries' convention), else GCS. */
   gcs?: StoreOnly<GcsStoreOptions>;
   http?: HttpOpenOptions;
@@ -71,9 +67,9 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   const common = storeOptions(options);
   switch (scheme) {
     case undefined:
-      return openLocal(resolve(url), url, common);
+      return new LocalStore(resolve(url), { ...options.file, ...common });
     case "file":
-      return openLocal(fileURLToPath(url), url, common);
+      return new LocalStore(fileURLToPath(url), { ...options.file, ...common });
     case "memory": {
       const { bucket: name, path } = splitBucketUrl(url, scheme);
       const backend = new MemoryBackend(name);
@@ -87,8 +83,21 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
       const token = options.gcs?.token ?? (env.GOOGLE_OAUTH_ACCESS_TOKEN || undefined);
       return new GcsStore({ ...options.gcs, ...common, bucket, prefix: path, endpoint, token });
     }
-    case "s3":
-      throw new UnsupportedFeatureError("s3:// stores", url, "S3Store is not yet available in this build");
+    case "s3": {
+      const { bucket, path } = splitBucketUrl(url, scheme);
+      const s3 = options.s3 ?? {};
+      const endpoint = s3.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+      return new S3Store({
+        ...s3,
+        ...common,
+        bucket,
+        prefix: path,
+        endpoint,
+        forcePathStyle: s3.forcePathStyle ?? endpoint !== undefined,
+        anonymous: s3.anonymous ?? isTrue(env.AWS_NO_SIGN_REQUEST),
+        region: s3.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined),
+      });
+    }
     case "http":
     case "https":
       throw new UnsupportedFeatureError("http(s):// stores", url, "HttpStore is not yet available in this build");
@@ -99,10 +108,6 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
         "use s3://, gs://, http(s)://, file:// (or a plain path) or memory://",
       );
   }
-}
-
-function openLocal(root: string, url: string, _options: StoreOptions): Store {
-  throw new UnsupportedFeatureError("local file stores", `${url} (${root})`, "LocalStore is not yet available in this build");
 }
 
 /**
