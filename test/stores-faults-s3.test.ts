@@ -5,8 +5,11 @@
  * a lying Content-Length).
  */
 import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConflictError, IntegrityError, StoreError } from "../src/errors.js";
 import type { StoreOptions } from "../src/stores/object-store.js";
@@ -271,6 +274,64 @@ describe("S3Store against scripted answers", () => {
     expect(await store.get("k")).toEqual(object);
     expect(seen[0].headers.authorization).toBeUndefined();
     expect(Object.keys(seen[0].headers).filter((h) => h.startsWith("x-amz-security"))).toEqual([]);
+  });
+
+  it("finds credentials through the SDK's chain: environment, then a named profile", async () => {
+    const object = new TextEncoder().encode("signed");
+    script((_req, res) => {
+      res.writeHead(200, { "Content-Length": object.length });
+      res.end(object);
+    });
+    const names = [
+      "AWS_ACCESS_KEY_ID",
+      "AWS_SECRET_ACCESS_KEY",
+      "AWS_SESSION_TOKEN",
+      "AWS_PROFILE",
+      "AWS_SHARED_CREDENTIALS_FILE",
+      "AWS_CONFIG_FILE",
+    ];
+    const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    const dir = await mkdtemp(join(tmpdir(), "s3-creds-"));
+    try {
+      for (const n of names) delete process.env[n];
+      process.env.AWS_ACCESS_KEY_ID = "FROMENVIRONMENT";
+      process.env.AWS_SECRET_ACCESS_KEY = "secret";
+      expect(await open(url, { credentials: undefined }).get("k")).toEqual(object);
+      expect(seen.at(-1)!.headers.authorization).toMatch(/Credential=FROMENVIRONMENT\//);
+
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      await writeFile(
+        join(dir, "credentials"),
+        "[default]\naws_access_key_id = DEFAULTPROFILE\naws_secret_access_key = s\n" +
+          "[archive]\naws_access_key_id = ARCHIVEPROFILE\naws_secret_access_key = s\naws_session_token = tok\n",
+      );
+      await writeFile(join(dir, "config"), "[default]\nregion = us-east-1\n");
+      process.env.AWS_SHARED_CREDENTIALS_FILE = join(dir, "credentials");
+      process.env.AWS_CONFIG_FILE = join(dir, "config");
+      expect(await open(url, { credentials: undefined, profile: "archive" }).get("k")).toEqual(object);
+      expect(seen.at(-1)!.headers.authorization).toMatch(/Credential=ARCHIVEPROFILE\//);
+      expect(seen.at(-1)!.headers["x-amz-security-token"]).toBe("tok");
+    } finally {
+      for (const n of names) {
+        if (saved[n] === undefined) delete process.env[n];
+        else process.env[n] = saved[n];
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("passes the caller's abort through without retrying", async () => {
+    script(() => undefined); // never answers
+    const controller = new AbortController();
+    const store = open(url, { retry: { attempts: 5, baseDelayMs: 1, maxDelayMs: 2 } });
+    const pending = store.get("k", { signal: controller.signal }).catch((e: unknown) => e);
+    await new Promise((done) => setTimeout(done, 100));
+    controller.abort(new Error("user gave up"));
+    const error = await pending;
+    expect(error).not.toBeInstanceOf(StoreError);
+    expect(seen).toHaveLength(1);
+    expect(store.stats.retries).toBe(0);
   });
 
   it("does not believe a lying Content-Length", async () => {
