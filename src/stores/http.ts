@@ -1,0 +1,333 @@
+/**
+ * Read-mostly store over plain HTTP(S): GET/HEAD with byte ranges, optional PUT/DELETE (WebDAV-ish
+ * servers such as nginx with the dav module). No listing: HTTP has no standard for it.
+ *
+ * undici's keep-alive `Pool` rather than Node's fetch, because fetch silently decompresses: the
+ * store must see the stored bytes and their Content-Encoding so ObjectStore can decide what to do
+ * (undo it for whole objects, refuse ranges of compressed objects, pass it through with `raw`).
+ */
+import { Pool, type Dispatcher } from "undici";
+import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
+import type { Backend, BackendWriteOptions, ByteRange, StoredObject } from "./backend.js";
+import { checkLength, networkError, statusError } from "./http-errors.js";
+import { ObjectStore, type StoreOptions } from "./object-store.js";
+import { parseContentRange, rangeHeader } from "./range.js";
+import type { ObjectInfo } from "./types.js";
+
+export interface HttpStoreOptions extends StoreOptions {
+  /** Sent with every request (e.g. an API token header). */
+  headers?: Record<string, string>;
+  /** HTTP basic auth; credentials in the URL (`https://user:pass@host/`) work too. */
+  auth?: { username: string; password: string };
+  /** Keep-alive connections in the pool; capped at the store's concurrency. */
+  connections?: number;
+  /**
+   * Ask for compressed representations (`Accept-Encoding: gzip, br, zstd`). Either way the
+   * Content-Encoding the server sends is handed to ObjectStore, which undoes it.
+   */
+  acceptCompressed?: boolean;
+}
+
+type Where = { store: string; key: string; operation: string };
+
+const DEFAULT_CONCURRENCY = 32;
+const ERROR_EXCERPT = 300;
+
+function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Drops an unread body; the connection is closed rather than drained. */
+function discard(body: Dispatcher.ResponseData["body"]): void {
+  // destroy() without an error makes undici emit an AbortError; nobody else is listening.
+  body.on("error", () => undefined);
+  body.destroy();
+}
+
+/** Each key segment percent-encoded; `/` stays the separator. */
+function encodeKey(key: string): string {
+  return key.split("/").map(encodeURIComponent).join("/");
+}
+
+/** A short, printable excerpt of an error body, for the message. */
+async function excerpt(body: Dispatcher.ResponseData["body"]): Promise<string | undefined> {
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= ERROR_EXCERPT) break;
+    }
+    const text = Buffer.concat(chunks).toString("utf8", 0, ERROR_EXCERPT).replace(/\s+/g, " ").trim();
+    return text || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads a body keeping only bytes [start, end) of it, stopping as soon as `end` is reached, so a
+ * range answered with the whole object never holds more than the range. `end` undefined: to EOF.
+ */
+async function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let position = 0;
+  let kept = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    const from = Math.max(start - position, 0);
+    const to = end === undefined ? chunk.length : Math.min(end - position, chunk.length);
+    if (to > from) {
+      parts.push(chunk.subarray(from, to));
+      kept += to - from;
+    }
+    position += chunk.length;
+    if (end !== undefined && position >= end) break; // leaving the loop destroys the rest
+  }
+  if (parts.length === 1) return new Uint8Array(parts[0].buffer, parts[0].byteOffset, parts[0].length);
+  const out = new Uint8Array(kept);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+export class HttpBackend implements Backend {
+  readonly url: string;
+  readonly defaultConcurrency = DEFAULT_CONCURRENCY;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(baseUrl: string, options: HttpStoreOptions = {}) {
+    const url = new URL(baseUrl);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new UnsupportedFeatureError(`protocol ${url.protocol}`, baseUrl, "HttpStore speaks http: and https:");
+    }
+    const auth =
+      options.auth ??
+      (url.username
+        ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
+        : undefined);
+    url.username = "";
+    url.password = "";
+    this.basePath = url.pathname.replace(/\/+$/, "");
+    this.url = `${url.origin}${this.basePath}`;
+    this.headers = { ...options.headers };
+    if (auth) {
+      this.headers.authorization =
+        "Basic " + Buffer.from(`${auth.username}:${auth.password}`).toString("base64");
+    }
+    this.headers["accept-encoding"] = options.acceptCompressed ? "gzip, br, zstd" : "identity";
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    // Never more sockets than requests we allow in flight: a server sees at most `concurrency`.
+    const connections = Math.max(1, Math.min(options.connections ?? concurrency, concurrency));
+    this.pool = new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+  }
+
+  private path(key: string): string {
+    return `${this.basePath}/${encodeKey(key)}`;
+  }
+
+  private async request(
+    where: Where,
+    options: Omit<Dispatcher.RequestOptions, "path" | "origin">,
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({
+        ...options,
+        path: this.path(where.key),
+        headers: { ...this.headers, ...(options.headers as Record<string, string> | undefined) },
+      });
+    } catch (error) {
+      throw networkError(error, where, options.signal as AbortSignal | undefined);
+    }
+  }
+
+  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
+    const where = { store: this.url, key, operation: range ? "getRange" : "get" };
+    // `bytes=5-4` is not a valid Range header; an empty range only needs to know the object exists.
+    if (range && "length" in range && range.length === 0) {
+      return (await this.stat(key, signal)) ? { data: new Uint8Array(0) } : undefined;
+    }
+    const response = await this.request(where, {
+      method: "GET",
+      headers: range ? { range: rangeHeader(range) } : undefined,
+      signal,
+    });
+    const { statusCode, headers, body } = response;
+    try {
+      if (statusCode === 404) {
+        await body.dump();
+        return undefined;
+      }
+      // 416: the range starts at or past the end of a (present) object.
+      if (statusCode === 416 && range) {
+        await body.dump();
+        return { data: new Uint8Array(0) };
+      }
+      if (statusCode !== 200 && statusCode !== 206) throw statusError(statusCode, where, await excerpt(body));
+      const encoding = header(headers, "content-encoding");
+      const contentEncoding = encoding && encoding !== "identity" ? encoding : undefined;
+      const data =
+        statusCode === 206 && range
+          ? await this.readPartial(where, range, headers, body)
+          : await this.readWhole(where, range, headers, body);
+      return { data, contentEncoding };
+    } catch (error) {
+      discard(body);
+      throw networkError(error, where, signal);
+    }
+  }
+
+  /** A 206: the Content-Range must be the one asked for, and the body as long as it says. */
+  private async readPartial(
+    where: Where,
+    range: ByteRange,
+    headers: Dispatcher.ResponseData["headers"],
+    body: Dispatcher.ResponseData["body"],
+  ): Promise<Uint8Array> {
+    const contentRange = header(headers, "content-range");
+    const served = parseContentRange(contentRange);
+    if (!served) {
+      throw new StoreError(`206 response with missing or unsupported Content-Range "${contentRange ?? ""}"`, where);
+    }
+    const total = served.total;
+    let start: number;
+    let end: number | undefined; // inclusive, when it can be known
+    if ("suffixLength" in range) {
+      start = total === undefined ? served.start : Math.max(0, total - range.suffixLength);
+      end = total === undefined ? undefined : total - 1;
+    } else {
+      start = range.offset;
+      const wanted = range.length === undefined ? undefined : range.offset + range.length - 1;
+      end = total === undefined ? wanted : Math.min(wanted ?? total - 1, total - 1);
+    }
+    if (served.start !== start || (end !== undefined && served.end !== end) || served.end < served.start) {
+      throw new StoreError(
+        `server answered ${contentRange} to ${rangeHeader(range)}; refusing bytes that are not the range asked for`,
+        where,
+      );
+    }
+    const expected = served.end - served.start + 1;
+    // At most the announced span is kept, whatever the body tries to send.
+    const data = await collect(body, 0, expected + 1);
+    checkLength(data, header(headers, "content-length"), where);
+    if (data.length !== expected) {
+      throw new IntegrityError(`body has ${data.length} bytes, Content-Range ${contentRange} says ${expected}`, where);
+    }
+    return data;
+  }
+
+  /**
+   * A 200. For a range request the server ignored Range (legal: RFC 9110 §14.2), and the body is
+   * the whole object: it is cut to the range while streaming, and the download stops once the
+   * range is complete. Only a complete body is checked against Content-Length.
+   */
+  private async readWhole(
+    where: Where,
+    range: ByteRange | undefined,
+    headers: Dispatcher.ResponseData["headers"],
+    body: Dispatcher.ResponseData["body"],
+  ): Promise<Uint8Array> {
+    const contentLength = header(headers, "content-length");
+    if (!range) {
+      const data = await collect(body);
+      checkLength(data, contentLength, where);
+      return data;
+    }
+    const size = contentLength === undefined ? undefined : Number(contentLength);
+    if ("suffixLength" in range) {
+      const data = await collect(body);
+      checkLength(data, contentLength, where);
+      return data.subarray(Math.max(0, data.length - range.suffixLength));
+    }
+    const end = range.length === undefined ? undefined : range.offset + range.length;
+    const data = await collect(body, range.offset, end);
+    // The part we kept must be all the object has there; a body cut short is not a short object.
+    if (size !== undefined && Number.isSafeInteger(size)) {
+      const available = Math.max(0, Math.min(end ?? size, size) - range.offset);
+      if (data.length !== available) {
+        throw new IntegrityError(`body ended after ${data.length} of ${available} bytes of the range`, where);
+      }
+    }
+    return data;
+  }
+
+  async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {
+    const where = { store: this.url, key, operation: "set" };
+    const headers: Record<string, string> = {
+      "content-type": options.contentType ?? "application/octet-stream",
+      "content-length": String(data.length),
+    };
+    if (options.contentEncoding) headers["content-encoding"] = options.contentEncoding;
+    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
+    const { statusCode, body } = await this.request(where, {
+      method: "PUT",
+      headers,
+      body: data,
+      signal: options.signal,
+    });
+    if (statusCode >= 200 && statusCode < 300) {
+      await body.dump();
+      return;
+    }
+    const detail = await excerpt(body);
+    if (statusCode === 412) throw new ConflictError("object already exists", { ...where, status: 412 });
+    throw statusError(statusCode === 501 ? 405 : statusCode, where, statusCode === 405 ? undefined : detail);
+  }
+
+  async remove(key: string, signal?: AbortSignal): Promise<void> {
+    const where = { store: this.url, key, operation: "delete" };
+    const { statusCode, body } = await this.request(where, { method: "DELETE", signal });
+    if ((statusCode >= 200 && statusCode < 300) || statusCode === 404) {
+      await body.dump();
+      return;
+    }
+    throw statusError(statusCode === 501 ? 405 : statusCode, where, await excerpt(body));
+  }
+
+  async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    const where = { store: this.url, key, operation: "head" };
+    const { statusCode, headers, body } = await this.request(where, { method: "HEAD", signal });
+    await body.dump();
+    if (statusCode === 404) return undefined;
+    if (statusCode !== 200) throw statusError(statusCode, where);
+    const size = Number(header(headers, "content-length"));
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new StoreError("HEAD response has no usable Content-Length", where);
+    }
+    const encoding = header(headers, "content-encoding");
+    const modified = header(headers, "last-modified");
+    return {
+      key,
+      size,
+      contentEncoding: encoding && encoding !== "identity" ? encoding : undefined,
+      etag: header(headers, "etag"),
+      lastModified: modified ? new Date(modified) : undefined,
+    };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    throw new UnsupportedFeatureError(
+      "listing",
+      `${this.url} (prefix "${prefix}")`,
+      "plain HTTP has no listing API; list the files where they are written (LocalStore, S3Store) or use a reference set",
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+/** A store over an HTTP(S) base URL; objects are `<baseUrl>/<key>`. */
+export class HttpStore extends ObjectStore {
+  constructor(baseUrl: string, options: HttpStoreOptions = {}) {
+    super(new HttpBackend(baseUrl, options), options);
+  }
+}
