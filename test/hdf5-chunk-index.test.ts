@@ -6,6 +6,7 @@
  *    every entry must point at bytes that decode to what h5wasm reads for that chunk;
  *  - corrupted and truncated copies must fail with Hdf5FormatError, never hang or invent chunks.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -13,11 +14,19 @@ import { fileURLToPath } from "node:url";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hdf5FormatError } from "../src/errors.js";
-import { readBTree2Header } from "../src/hdf5/btree2.js";
+import {
+  decodeAttributeCreationOrderRecord,
+  decodeAttributeNameRecord,
+  decodeLinkCreationOrderRecord,
+  decodeLinkNameRecord,
+  readBTree2Header,
+  readBTree2Records,
+} from "../src/hdf5/btree2.js";
 import { readChunkIndex } from "../src/hdf5/chunk-index/index.js";
 import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
 import { CachedSource, FileContext, lookup3 } from "../src/hdf5/io.js";
 import type { ChunkEntry, Dataset } from "../src/hdf5/model.js";
+import { ObjectReader } from "../src/hdf5/objects.js";
 import { fileSource, memorySource } from "./fixtures/chunk-index/sources.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -247,6 +256,71 @@ describe("deep trees and many blocks, written by h5wasm (HDF5 2.0)", () => {
     expect(chunks.length).toBe(c.shape.reduce((a, b) => a * b, 1));
     expect(new Set(chunks.map((e) => e.coords.join())).size).toBe(chunks.length);
     expectChunksHoldValues(`${label}/${name}`, bytes, chunks, c.shape, c.chunks, values.get(name)!, "compression" in c);
+  });
+});
+
+describe("v2 B-tree records of dense groups and attributes (h5py groups.h5)", () => {
+  const names = JSON.parse(readFileSync(join(fixtures, "groups.json"), "utf8")) as {
+    "/dense": { links: string[] };
+    "/attrs": { attributes: string[] };
+  };
+  const utf8 = new TextEncoder();
+  const hashes = (list: string[]) => list.map((n) => lookup3(utf8.encode(n))).sort((a, b) => a - b);
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  let file: Hdf5File;
+  let reader: ObjectReader;
+  beforeAll(async () => {
+    file = await openHdf5(memorySource(new Uint8Array(await readFile(join(fixtures, "groups.h5")))));
+    reader = new ObjectReader(file.context);
+  });
+
+  async function info(path: string) {
+    const node = await file.get(path);
+    if (node?.kind !== "group" && node?.kind !== "dataset") throw new Error(`${path} is not an object`);
+    return reader.object(node.address);
+  }
+
+  it("link name index (type 5): one record per link, in hash order, hashes of h5py's names", async () => {
+    const { linkInfo } = await info("/dense");
+    const records = await readBTree2Records(file.context, linkInfo!.nameIndexAddress, decodeLinkNameRecord);
+    const header = await readBTree2Header(file.context, linkInfo!.nameIndexAddress);
+    expect(header.type).toBe(5);
+    expect(header.depth).toBeGreaterThanOrEqual(1); // internal nodes are walked too
+    expect(records.map((r) => r.hash)).toEqual(hashes(names["/dense"].links));
+    expect(new Set(records.map((r) => r.heapId.length))).toEqual(new Set([header.recordSize - 4]));
+  });
+
+  it("link creation order index (type 6): creation orders 0..n-1 in order, same heap IDs as the name index", async () => {
+    const { linkInfo } = await info("/dense");
+    const byOrder = await readBTree2Records(file.context, linkInfo!.creationOrderIndexAddress!, decodeLinkCreationOrderRecord);
+    const byName = await readBTree2Records(file.context, linkInfo!.nameIndexAddress, decodeLinkNameRecord);
+    expect(byOrder.map((r) => r.creationOrder)).toEqual(names["/dense"].links.map((_, i) => i));
+    expect(new Set(byOrder.map((r) => hex(r.heapId)))).toEqual(new Set(byName.map((r) => hex(r.heapId))));
+  });
+
+  it("attribute name (type 8) and creation order (type 9) indexes agree with h5py's attributes", async () => {
+    const { attributeInfo } = await info("/attrs");
+    const byName = await readBTree2Records(file.context, attributeInfo!.nameIndexAddress, decodeAttributeNameRecord);
+    const byOrder = await readBTree2Records(
+      file.context,
+      attributeInfo!.creationOrderIndexAddress!,
+      decodeAttributeCreationOrderRecord,
+    );
+    const list = names["/attrs"].attributes;
+    expect(byName.map((r) => r.hash)).toEqual(hashes(list));
+    expect(byName.map((r) => r.creationOrder).sort((a, b) => a - b)).toEqual(list.map((_, i) => i));
+    expect(byOrder.map((r) => r.creationOrder)).toEqual(list.map((_, i) => i));
+    expect(byName.every((r) => r.flags === 0 && r.heapId.length === 8)).toBe(true);
+    // The same attribute has the same heap ID in both indexes.
+    const idByOrder = new Map(byOrder.map((r) => [r.creationOrder, hex(r.heapId)]));
+    for (const r of byName) expect(hex(r.heapId)).toBe(idByOrder.get(r.creationOrder));
+  });
+
+  it("a decoder for another record type is refused", async () => {
+    const { linkInfo } = await info("/dense");
+    await expect(readBTree2Records(file.context, linkInfo!.nameIndexAddress, decodeAttributeNameRecord)).rejects.toThrow(
+      Hdf5FormatError,
+    );
   });
 });
 
