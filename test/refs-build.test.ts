@@ -16,6 +16,13 @@ import { buildReferencesWithWarnings, type BuildResult } from "../src/refs/build
 import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js";
 import { toJson } from "../src/refs/json.js";
 import { registerCodecs } from "../src/codecs/registry.js";
+import type { Attribute, AttributeValue, Dataset, Datatype, Group } from "../src/hdf5/model.js";
+import { attributesToJson } from "../src/refs/attributes.js";
+import { resolveDimensions } from "../src/refs/dimensions.js";
+import { toZarrDtype } from "../src/refs/dtype.js";
+import { fillValueFor } from "../src/refs/fill.js";
+import { decodeInline, inlineValue } from "../src/refs/inline.js";
+import { openStore } from "../src/stores/open.js";
 import { expectSameValues, expectedValues as valuesOf, type ManifestEntry } from "./fixtures/refs/expected.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/refs/", import.meta.url));
@@ -314,5 +321,174 @@ print(n, " ".join(missing))
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("urls through the store layer", () => {
+  it("builds from memory:// and resolves memory:// references with the default resolver", async () => {
+    const bucket = openStore("memory://refs-test");
+    await bucket.set("data/nc4.nc", new Uint8Array(readFileSync(join(FIXTURES, "nc4.nc"))));
+    const { references, warnings } = await buildReferencesWithWarnings("memory://refs-test/data/nc4.nc", {
+      inlineThreshold: 0,
+    });
+    expect(warnings).toEqual([]);
+    expect(references.refs["tas/0.0.0"]).toEqual(expect.arrayContaining(["memory://refs-test/data/nc4.nc"]));
+    registerCodecs();
+    const store = new ReferenceStore(parseReferences(toJson(references)));
+    const arr = await zarr.open(zarr.root(store).resolve("tas"), { kind: "array" });
+    const got = (await zarr.get(arr)) as { data: Float32Array };
+    const entry = entriesOf("nc4.nc").find((e) => e.path === "/tas")!;
+    expectSameValues(Array.from(got.data), valuesOf(FIXTURES, "nc4.nc", entry), "memory://.../nc4.nc/tas");
+    await bucket.delete("data/nc4.nc");
+    await expect(store.get("/tas/0.0.0")).rejects.toThrow(ReferenceSetError);
+  });
+});
+
+describe("mapping rules on hand-built models", () => {
+  const int = (size: number, signed = true, littleEndian = true): Datatype => ({ class: "integer", size, signed, littleEndian });
+  const f32: Datatype = { class: "float", size: 4, littleEndian: true };
+  const attr = (name: string, value: AttributeValue, shape: number[] | null = []): Attribute => ({
+    name,
+    type: f32,
+    shape,
+    value,
+  });
+  const ok = (t: Datatype) => {
+    const m = toZarrDtype(t);
+    if (!m.ok) throw new Error(m.reason);
+    return m;
+  };
+
+  it("maps datatypes to zarr v2 dtypes and explains the ones it cannot", () => {
+    expect(ok(int(1)).dtype).toBe("|i1");
+    expect(ok(int(2, false, false)).dtype).toBe(">u2");
+    expect(ok({ class: "float", size: 2, littleEndian: true }).dtype).toBe("<f2");
+    expect(ok({ class: "string", size: 7, padding: 1, charset: "utf-8" }).dtype).toBe("|S7");
+    expect(ok({ class: "vlen-string", charset: "utf-8", padding: 0 }).dtype).toBe("|O");
+    const bool: Datatype = { class: "enum", base: int(1), members: [{ name: "FALSE", value: 0 }, { name: "TRUE", value: 1 }] };
+    expect(ok(bool).dtype).toBe("|b1");
+    const color: Datatype = { class: "enum", base: int(2, false), members: [{ name: "RED", value: 0 }] };
+    expect(ok(color).dtype).toBe("<u2");
+    for (const [t, why] of [
+      [{ class: "compound", size: 8, members: [] }, /compound/],
+      [{ class: "reference", size: 8, kind: "object" }, /object references/],
+      [{ class: "opaque", size: 4, tag: "x" }, /opaque/],
+      [{ class: "vlen-sequence", base: int(4) }, /variable-length sequences/],
+      [{ class: "array", base: int(4), dims: [2] }, /array datatypes/],
+    ] as [Datatype, RegExp][]) {
+      const m = toZarrDtype(t);
+      expect(m.ok).toBe(false);
+      if (!m.ok) expect(m.reason).toMatch(why);
+    }
+    expect(toZarrDtype(int(3)).ok).toBe(false);
+  });
+
+  it("picks the fill value: _FillValue, then the fill message, then netCDF's default, then 0", () => {
+    const m = ok(int(2));
+    const fill = (bytes?: Uint8Array) => ({ bytes });
+    expect(fillValueFor({ attributes: [attr("_FillValue", [-5])], fill: fill(new Uint8Array([1, 0])) }, m, true)).toBe(-5);
+    expect(fillValueFor({ attributes: [], fill: fill(new Uint8Array([1, 0])) }, m, true)).toBe(1);
+    expect(fillValueFor({ attributes: [], fill: fill() }, m, true)).toBe(-32767);
+    expect(fillValueFor({ attributes: [], fill: fill() }, m, false)).toBe(0);
+    expect(fillValueFor({ attributes: [], fill: fill() }, ok(int(8, false)), true)).toBe(18446744073709551614n);
+    expect(fillValueFor({ attributes: [attr("_FillValue", NaN)], fill: fill() }, ok(f32), false)).toBe("NaN");
+    const nanBytes = new Uint8Array(new Float32Array([-Infinity]).buffer);
+    expect(fillValueFor({ attributes: [], fill: fill(nanBytes) }, ok(f32), false)).toBe("-Infinity");
+    // A fill message of the wrong size is a lie: fall through rather than decode garbage.
+    expect(fillValueFor({ attributes: [], fill: fill(new Uint8Array(3)) }, m, false)).toBe(0);
+    const s = ok({ class: "string", size: 3, padding: 1, charset: "ascii" });
+    expect(fillValueFor({ attributes: [], fill: fill(new Uint8Array(3)) }, s, false)).toBe("");
+    expect(toJson({ fill_value: 18446744073709551614n })).toBe('{"fill_value":18446744073709551614}');
+  });
+
+  it("turns attributes into JSON the way zarr and kerchunk do", () => {
+    const json = attributesToJson([
+      attr("scalar", 2.5),
+      attr("one", [7], [1]),
+      attr("grid", [1, 2, 3, 4, 5, 6], [2, 3]),
+      attr("special", [NaN, Infinity, -Infinity], [3]),
+      attr("huge", 2n ** 64n - 1n),
+      attr("safe", 42n),
+      attr("raw", new TextEncoder().encode("abc\0\0")),
+      attr("empty", null, null),
+      attr("compound", { a: 1, b: NaN }),
+      attr("DIMENSION_LIST", [[1]], [1]),
+      attr("_Netcdf4Dimid", 0),
+    ]);
+    expect(json).toEqual({
+      scalar: 2.5,
+      one: 7,
+      grid: [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      special: ["NaN", "Infinity", "-Infinity"],
+      huge: "18446744073709551615",
+      safe: 42,
+      raw: "abc",
+      empty: null,
+      compound: { a: 1, b: "NaN" },
+    });
+  });
+
+  it("names dimensions from scales, strips _nc4_non_coord_, maps _Netcdf4Coordinates, numbers phony dims", () => {
+    let address = 100;
+    const ds = (path: string, shape: number[], attributes: Attribute[] = [], maxShape?: (number | null)[]): Dataset => ({
+      kind: "dataset",
+      path,
+      name: path.split("/").pop()!,
+      address: address++,
+      attributes,
+      shape,
+      maxShape: maxShape ?? shape,
+      type: f32,
+      filters: [],
+      fill: {},
+      layout: { kind: "contiguous", address: 0, size: 0 },
+    });
+    const scaleAttrs = (name: string, dimid: number, extra: Attribute[] = []) => [
+      attr("CLASS", "DIMENSION_SCALE"),
+      attr("NAME", name),
+      attr("_Netcdf4Dimid", dimid),
+      ...extra,
+    ];
+    const x = ds("/x", [3], scaleAttrs("x", 0));
+    const y = ds("/_nc4_non_coord_y", [2], scaleAttrs("This is a netCDF dimension but not a netCDF variable.", 1));
+    const coord2d = ds("/x2", [3, 2], [
+      ...scaleAttrs("x2", 2),
+      attr("_Netcdf4Coordinates", [0, 1], [2]),
+    ]);
+    const v = ds("/v", [3, 2], [attr("DIMENSION_LIST", [[x.address], [y.address]], [2])]);
+    const p1 = ds("/g/p", [4, 4]);
+    const p2 = ds("/g/q", [4], [], [null]);
+    const p3 = ds("/r", [4]);
+    const group = (path: string, children: (Group | Dataset)[]): Group => ({
+      kind: "group",
+      path,
+      name: path.split("/").pop()!,
+      address: address++,
+      attributes: [],
+      children,
+    });
+    const root = group("/", [x, y, coord2d, v, group("/g", [p1, p2]), p3]);
+    const dims = resolveDimensions(root);
+    expect(dims.dimensionOnly).toEqual(new Set(["/_nc4_non_coord_y"]));
+    expect(dims.names.get("/x")).toEqual(["x"]);
+    expect(dims.names.get("/v")).toEqual(["x", "y"]);
+    expect(dims.names.get("/x2")).toEqual(["x", "y"]);
+    // Child groups first, numbering after the 3 real dimensions, never a dim twice in one variable,
+    // unlimited apart from fixed; phony dims are per group.
+    expect(dims.names.get("/g/p")).toEqual(["phony_dim_3", "phony_dim_4"]);
+    expect(dims.names.get("/g/q")).toEqual(["phony_dim_5"]);
+    expect(dims.names.get("/r")).toEqual(["phony_dim_6"]);
+  });
+
+  it("inlines text as text and binary as base64, and reads both back", () => {
+    expect(inlineValue(new TextEncoder().encode('{"a": 1}'))).toBe('{"a": 1}');
+    const bin = new Uint8Array([0, 255, 1]);
+    expect(inlineValue(bin)).toBe("base64:AP8B");
+    expect(decodeInline(inlineValue(bin))).toEqual(bin);
+    const tricky = new TextEncoder().encode("base64:notreally");
+    expect(decodeInline(inlineValue(tricky))).toEqual(tricky);
   });
 });

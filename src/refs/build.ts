@@ -19,7 +19,7 @@ import { attributesToJson } from "./attributes.js";
 import { resolveDimensions } from "./dimensions.js";
 import { toJson } from "./json.js";
 import { filtersToCodecs } from "./filters.js";
-import { localFileSource } from "./source.js";
+import { openByteSource } from "./source.js";
 import type { BuildWarning, Reference, References } from "./types.js";
 
 export interface BuildOptions {
@@ -37,8 +37,8 @@ export interface BuildOptions {
 }
 
 /**
- * The kerchunk reference set of an HDF5/netCDF-4 file. `source` is a ByteSource or, for now, a
- * local path or file:// url. Datasets that cannot be represented are listed in the root
+ * The kerchunk reference set of an HDF5/netCDF-4 file. `source` is a ByteSource or a url: a local
+ * path, file://, or anything `openStore` opens (s3://, gs://, ...). Datasets that cannot be represented are listed in the root
  * `.zattrs` under `_activestore_skipped`; use `buildReferencesWithWarnings` to get them as data.
  */
 export async function buildReferences(source: ByteSource | string, options: BuildOptions = {}): Promise<References> {
@@ -49,9 +49,17 @@ export async function buildReferencesWithWarnings(
   source: ByteSource | string,
   options: BuildOptions = {},
 ): Promise<BuildResult> {
-  const bytes = typeof source === "string" ? localFileSource(source) : source;
-  const file = await openHdf5(bytes, { signal: options.signal });
-  return buildFromReader(file, options.filtersToCodecs ?? filtersToCodecs, options);
+  if (typeof source !== "string") {
+    const file = await openHdf5(source, { signal: options.signal });
+    return buildFromReader(file, options.filtersToCodecs ?? filtersToCodecs, options);
+  }
+  const opened = openByteSource(source);
+  try {
+    const file = await openHdf5(opened.source, { signal: options.signal });
+    return await buildFromReader(file, options.filtersToCodecs ?? filtersToCodecs, options);
+  } finally {
+    await opened.close();
+  }
 }
 
 

@@ -9,6 +9,8 @@ import { isAbsolute, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
+import { openStore, splitUrl } from "../stores/open.js";
+import type { Store } from "../stores/types.js";
 import { decodeInline } from "./inline.js";
 import type { Reference, References } from "./types.js";
 
@@ -21,7 +23,10 @@ export interface TargetStore {
 export type Resolver = (url: string) => { store: TargetStore; key: string };
 
 export interface ReferenceStoreOptions {
-  /** Maps reference urls to a store and key (default: local paths and file:// urls). */
+  /**
+   * Maps reference urls to a store and key. Default: local paths and file:// urls through node:fs,
+   * every other url through the store layer's `openStore` (one store per bucket/directory).
+   */
   resolver?: Resolver;
   /** Directory that relative local paths are resolved against (default: the working directory). */
   baseDir?: string;
@@ -169,13 +174,17 @@ function slice(bytes: Uint8Array, range: RangeQuery | undefined): Uint8Array {
   return bytes.subarray(r.offset, r.offset + r.length);
 }
 
-/** Local paths and file:// urls through node:fs; anything else is an error naming the url. */
+/** Local paths and file:// urls through node:fs; other urls through `openStore`. */
 export function localResolver(baseDir?: string): Resolver {
   const store = new LocalFileTarget();
+  const remote = new Map<string, Store>();
   return (url: string) => {
     if (url.startsWith("file://")) return { store, key: fileURLToPath(url) };
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-      throw new Error(`no store for url scheme "${url.split(":")[0]}" (only local files for now)`);
+      const { storeUrl, key } = splitUrl(url);
+      let target = remote.get(storeUrl);
+      if (!target) remote.set(storeUrl, (target = openStore(storeUrl)));
+      return { store: target, key };
     }
     return { store, key: isAbsolute(url) || baseDir === undefined ? resolvePath(url) : resolvePath(baseDir, url) };
   };

@@ -1,10 +1,26 @@
 /**
- * Byte sources for the builder's `string` inputs. Local paths (and file:// urls) only for now;
- * the store layer's `openStore(url)` will serve every other url once it lands.
+ * Byte sources for the builder's `string` inputs: local paths and file:// urls straight through
+ * node:fs, every other url through the store layer (`openStore` + `splitUrl`).
  */
 import { open, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import type { ByteSource } from "../hdf5/io.js";
+import { byteSourceFromStore, type ByteSource } from "../hdf5/io.js";
+import { openStore, splitUrl } from "../stores/open.js";
+
+export function isLocalUrl(url: string): boolean {
+  return url.startsWith("file://") || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
+/** A ByteSource for any url, and a function that releases the store it opened. */
+export function openByteSource(url: string): { source: ByteSource; close(): Promise<void> } {
+  if (isLocalUrl(url)) return { source: localFileSource(url), close: async () => {} };
+  const { storeUrl, key } = splitUrl(url);
+  const store = openStore(storeUrl);
+  return {
+    source: byteSourceFromStore(store, key, url),
+    close: async () => (store as { close?: () => Promise<void> }).close?.(),
+  };
+}
 
 export function localFileSource(pathOrUrl: string): ByteSource {
   const path = pathOrUrl.startsWith("file://") ? fileURLToPath(pathOrUrl) : pathOrUrl;
