@@ -23,11 +23,12 @@ import {
 import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
-import { parseContentRange, rangeHeader } from "./range.js";
+import { rangeHeader } from "./range.js";
 import { createS3Client, type S3Connection } from "./s3-client.js";
-import { asBodyStream, md5FromEtag, readBody } from "./s3-body.js";
+import { asBodyStream, readBody } from "./s3-body.js";
 import { codeOf, s3Error, statusOf } from "./s3-errors.js";
 import { md5Base64, multipartUpload } from "./s3-multipart.js";
+import { md5OfObject, resolveRange, type ResolvedRange } from "./s3-range.js";
 import type { ObjectInfo } from "./types.js";
 
 export interface S3Credentials {
@@ -68,6 +69,17 @@ export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_S3_CONCURRENCY = 32;
 /** S3 keys are at most 1024 bytes of UTF-8, prefix included. */
 const MAX_KEY_BYTES = 1024;
+
+type Where = { store: string; key: string; operation: string };
+
+/** A 416 answer: the object exists but the range holds no bytes. */
+const UNSATISFIABLE = Symbol("unsatisfiable");
+
+/** Releases the socket behind a response whose body will not be read. */
+function discard(response: GetObjectCommandOutput): void {
+  const body = response.Body as { destroy?: () => void } | undefined;
+  body?.destroy?.();
+}
 
 function normalizePrefix(prefix: string | undefined): string {
   const trimmed = (prefix ?? "").replace(/^\/+|\/+$/g, "");
@@ -123,7 +135,7 @@ export class S3Backend implements Backend {
   }
 
   async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
-    const where = { store: this.url, key, operation: range ? "getRange" : "get" };
+    const where: Where = { store: this.url, key, operation: range ? "getRange" : "get" };
     const empty = range && ("suffixLength" in range ? range.suffixLength === 0 : range.length === 0);
     if (empty) {
       // "bytes=N-(N-1)" is not a valid header; an empty range only needs to know the object exists.
@@ -131,36 +143,49 @@ export class S3Backend implements Backend {
       return info && { data: new Uint8Array(0), contentEncoding: info.contentEncoding };
     }
     const first = await this.fetch(key, range, where, signal);
-    if (!first || !range) return first && this.finish(first, undefined, where, signal);
-    const resolved = this.resolveRange(range, first.response, where);
+    if (first === undefined) return undefined;
+    if (first === UNSATISFIABLE) return { data: new Uint8Array(0) };
+    if (!range) return this.finish(first, undefined, where, signal);
+    const resolved = this.check(() => resolveRange(range, first, where), first, where);
     if (resolved.covered) return this.finish(first, resolved, where, signal);
     // The server answered some other range (s3rver serves "bytes=-N" as "bytes=0-N"): ask again
     // with the explicit range the Content-Range total lets us compute.
-    first.response.Body && asBodyStream(first.response.Body, where).destroy?.();
+    discard(first);
     const explicit = { offset: resolved.start, length: resolved.end - resolved.start + 1 };
     const second = await this.fetch(key, explicit, where, signal);
-    if (!second) return undefined;
-    const again = this.resolveRange(explicit, second.response, where);
+    if (second === undefined) return undefined;
+    if (second === UNSATISFIABLE) return { data: new Uint8Array(0) };
+    const again = this.check(() => resolveRange(explicit, second, where), second, where);
     if (!again.covered) {
-      asBodyStream(second.response.Body, where).destroy?.();
+      discard(second);
       throw new StoreError(
         `server does not honour Range requests (asked for ${rangeHeader(explicit)}, got ` +
-          `${second.response.ContentRange ?? "no Content-Range"})`,
+          `${second.ContentRange ?? "no Content-Range"})`,
         where,
       );
     }
     return this.finish(second, again, where, signal);
   }
 
-  /** One GetObject; `undefined` for NoSuchKey, an empty body for a range past the end (416). */
+  /** Runs a check on a response's headers; on failure the unread body is released first. */
+  private check<T>(f: () => T, response: GetObjectCommandOutput, where: Where): T {
+    try {
+      return f();
+    } catch (error) {
+      discard(response);
+      throw s3Error(error, where);
+    }
+  }
+
+  /** One GetObject; `undefined` for a missing object, UNSATISFIABLE for a range past the end (416). */
   private async fetch(
     key: string,
     range: ByteRange | undefined,
-    where: { store: string; key: string; operation: string },
+    where: Where,
     signal?: AbortSignal,
-  ): Promise<{ response: GetObjectCommandOutput } | undefined> {
+  ): Promise<GetObjectCommandOutput | typeof UNSATISFIABLE | undefined> {
     try {
-      const response = await this.client.send(
+      return await this.client.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
@@ -168,70 +193,26 @@ export class S3Backend implements Backend {
         }),
         { abortSignal: signal },
       );
-      return { response };
     } catch (error) {
       const status = statusOf(error);
       if (status === 404 && codeOf(error) !== "NoSuchBucket") return undefined;
-      if (status === 416 && range) {
-        // Like a slice past the end: the object exists, the range holds no bytes.
-        return { response: { $metadata: {}, ContentLength: 0, ContentRange: "empty" } as GetObjectCommandOutput };
-      }
+      // Like a slice past the end: the object exists, the range holds no bytes.
+      if (status === 416 && range) return UNSATISFIABLE;
       throw s3Error(error, where, signal);
     }
   }
 
-  /**
-   * Which bytes of the object the caller wants, in absolute offsets, and whether the response
-   * holds them. A 200 to a ranged request is the whole object.
-   */
-  private resolveRange(
-    range: ByteRange,
-    response: GetObjectCommandOutput,
-    where: { store: string; key: string; operation: string },
-  ): { start: number; end: number; covered: boolean; responseStart: number } {
-    if (response.ContentRange === "empty") return { start: 0, end: -1, covered: true, responseStart: 0 };
-    const cr = parseContentRange(response.ContentRange);
-    let total: number | undefined;
-    let got: { start: number; end: number };
-    if (cr) {
-      total = cr.total;
-      got = cr;
-      const announced = response.ContentLength;
-      if (announced !== undefined && announced !== cr.end - cr.start + 1) {
-        throw new StoreError(
-          `Content-Length ${announced} disagrees with Content-Range ${response.ContentRange}`,
-          { ...where, retryable: true },
-        );
-      }
-    } else {
-      total = response.ContentLength;
-      if (total === undefined) throw new StoreError("response to a range request has no length", where);
-      got = { start: 0, end: total - 1 };
-    }
-    if (total === undefined) {
-      throw new StoreError(`Content-Range ${response.ContentRange} gives no object size`, where);
-    }
-    const start = "suffixLength" in range ? Math.max(0, total - range.suffixLength) : Math.min(range.offset, total);
-    const end =
-      "suffixLength" in range || range.length === undefined
-        ? total - 1
-        : Math.min(range.offset + range.length, total) - 1;
-    const covered = end < start || (got.start <= start && got.end >= end);
-    return { start, end, covered, responseStart: got.start };
-  }
-
   /** Reads the body, checks it, and cuts out the wanted bytes when the server sent more. */
   private async finish(
-    fetched: { response: GetObjectCommandOutput },
-    range: { start: number; end: number; responseStart: number } | undefined,
-    where: { store: string; key: string; operation: string },
+    response: GetObjectCommandOutput,
+    range: ResolvedRange | undefined,
+    where: Where,
     signal?: AbortSignal,
   ): Promise<StoredObject> {
-    const { response } = fetched;
     const contentEncoding = response.ContentEncoding || undefined;
     if (!response.Body) return { data: new Uint8Array(0), contentEncoding };
     const whole = range === undefined || response.ContentRange === undefined;
-    const md5 = whole && this.verifyMd5 && etagIsMd5(response) ? md5FromEtag(response.ETag) : undefined;
+    const md5 = whole && this.verifyMd5 ? md5OfObject(response) : undefined;
     let data: Uint8Array;
     try {
       data = await readBody(asBodyStream(response.Body, where), where, {
@@ -381,14 +362,6 @@ export class S3Backend implements Backend {
   async close(): Promise<void> {
     this.connection.close();
   }
-}
-
-/** The ETag is an MD5 of the bytes unless SSE-KMS/SSE-C (or multipart) made it something else. */
-function etagIsMd5(response: GetObjectCommandOutput): boolean {
-  const sse = response.ServerSideEncryption;
-  if (sse && sse !== "AES256") return false;
-  if (response.SSECustomerAlgorithm) return false;
-  return md5FromEtag(response.ETag) !== undefined;
 }
 
 /** S3 and S3-compatible object storage as a `Store`. */
