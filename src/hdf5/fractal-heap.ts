@@ -7,6 +7,7 @@
 import { UnsupportedFeatureError } from "../errors.js";
 import { readBTree2Records, type BTree2RecordDecoder } from "./btree2.js";
 import { Cursor, FileContext, UNDEFINED_ADDRESS, verifyChecksum } from "./io.js";
+import { memo } from "./memo.js";
 
 /** floor(log2(n)) / 8 + 1: bytes HDF5 uses to encode values up to n. */
 function encodedSize(n: number): number {
@@ -28,7 +29,7 @@ export class FractalHeap {
   readonly rootRows: number;
   /** v2 B-tree (record type 1) that maps huge object IDs to their address and length. */
   readonly hugeIndexAddress: number;
-  private hugeObjects?: Promise<Map<number, HugeObject>>;
+  private readonly hugeObjects = new Map<0, Promise<Map<number, HugeObject>>>();
   readonly filtered: boolean;
   readonly checksummedDirectBlocks: boolean;
   /** Rows of a doubling table that hold direct blocks; later rows hold indirect blocks. */
@@ -118,10 +119,10 @@ export class FractalHeap {
       return (await this.ctx.cursor(address, length, "fractal heap huge object")).bytes;
     }
     const key = c.uint(Math.min(this.heapIdLength - 1, lengthSize));
-    this.hugeObjects ??= readBTree2Records(this.ctx, this.hugeIndexAddress, decodeHugeRecord).then(
-      (records) => new Map(records.map((r) => [r.id, r])),
+    const index = memo(this.hugeObjects, 0, () =>
+      readBTree2Records(this.ctx, this.hugeIndexAddress, decodeHugeRecord).then((records) => new Map(records.map((r) => [r.id, r]))),
     );
-    const object = (await this.hugeObjects).get(key);
+    const object = (await index).get(key);
     if (!object) throw this.error(`huge object ${key} not in the heap's huge object index`, this.hugeIndexAddress);
     return (await this.ctx.cursor(object.address, object.length, "fractal heap huge object")).bytes;
   }

@@ -4,6 +4,7 @@
  */
 import { Hdf5FormatError } from "../errors.js";
 import { FileContext } from "./io.js";
+import { memo } from "./memo.js";
 
 /** An ID stored in a vlen element or region reference: collection address + object index. */
 export interface GlobalHeapId {
@@ -46,11 +47,7 @@ async function readCollection(ctx: FileContext, address: number): Promise<Collec
 export async function readGlobalHeapObject(ctx: FileContext, id: GlobalHeapId): Promise<Uint8Array> {
   let cache = collections.get(ctx);
   if (!cache) collections.set(ctx, (cache = new Map()));
-  let collection = cache.get(id.collection);
-  if (!collection) {
-    collection = readCollection(ctx, id.collection);
-    cache.set(id.collection, collection);
-  }
+  const collection = memo(cache, id.collection, () => readCollection(ctx, id.collection));
   const bytes = (await collection).get(id.index);
   if (bytes === undefined) {
     throw new Hdf5FormatError(`no object ${id.index} in global heap collection`, id.collection, "global heap collection", {

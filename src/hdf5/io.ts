@@ -45,6 +45,8 @@ export function byteSourceFromStore(store: RangeReadable, key: string, name = ke
   };
 }
 
+const utf8 = new TextDecoder();
+
 /** No single metadata structure is this large; a bigger request means a corrupt length field. */
 const MAX_READ = 1 << 30;
 
@@ -118,6 +120,11 @@ export class CachedSource {
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((offset + length - 1) / this.blockSize);
     const parts = await this.blocksFor(first, last);
+    if (first === last) {
+      // Within one block: a view, no copy (callers treat read bytes as read-only).
+      const start = offset - first * this.blockSize;
+      if (start + length <= parts[0].length) return parts[0].subarray(start, start + length);
+    }
     const out = new Uint8Array(length);
     let written = 0;
     for (let b = first; b <= last; b++) {
@@ -167,24 +174,27 @@ export class CachedSource {
       for (let b = lo; b <= hi; b++) {
         if (!this.blocks.has(b)) {
           const index = b - lo;
-          this.blocks.set(
-            b,
-            fetch.then((run) => run[index]),
-          );
+          const block = fetch.then((run) => run[index]);
+          this.blocks.set(b, block);
+          // A failed fetch is not cached: the next read tries again (the failure may be transient).
+          block.catch(() => {
+            if (this.blocks.get(b) === block) this.blocks.delete(b);
+          });
         }
       }
       i = j + 1;
     }
-    if (missing.length > 0) this.evict();
-    const out: Uint8Array[] = [];
+    // Take this request's blocks and refresh their LRU position before anything can evict them:
+    // no await between here and the lookups, so concurrent reads cannot pull them out from under us.
+    const wanted: Promise<Uint8Array>[] = [];
     for (let b = first; b <= last; b++) {
       const p = this.blocks.get(b)!;
-      // Refresh LRU position.
       this.blocks.delete(b);
       this.blocks.set(b, p);
-      out.push(await p);
+      wanted.push(p);
     }
-    return out;
+    this.evict();
+    return Promise.all(wanted);
   }
 
   private async fetchRun(lo: number, hi: number): Promise<Uint8Array[]> {
@@ -367,7 +377,7 @@ export class Cursor {
     const end = this.bytes.indexOf(0, this.pos);
     const stop = end === -1 || end > this.pos + max ? this.pos + max : end;
     if (end === -1 && max === this.remaining) throw this.error("unterminated string");
-    const s = new TextDecoder().decode(this.bytes.subarray(this.pos, stop));
+    const s = utf8.decode(this.bytes.subarray(this.pos, stop));
     this.pos = Math.min(stop + 1, this.bytes.length);
     return s;
   }

@@ -4,6 +4,7 @@
  */
 import { Hdf5FormatError, UnsupportedFeatureError } from "../errors.js";
 import { readFractalHeap, type FractalHeap } from "./fractal-heap.js";
+import { memo } from "./memo.js";
 import { Cursor, FileContext, UNDEFINED_ADDRESS } from "./io.js";
 import { decodeDataspace, type Dataspace } from "./messages/dataspace.js";
 import { decodeDatatype } from "./messages/datatype.js";
@@ -74,21 +75,11 @@ export class ObjectReader {
   }
 
   fractalHeap(address: number): Promise<FractalHeap> {
-    let heap = this.heaps.get(address);
-    if (!heap) {
-      heap = readFractalHeap(this.ctx, address);
-      this.heaps.set(address, heap);
-    }
-    return heap;
+    return memo(this.heaps, address, () => readFractalHeap(this.ctx, address));
   }
 
   object(address: number): Promise<ObjectInfo> {
-    let info = this.objects.get(address);
-    if (!info) {
-      info = this.readObject(address);
-      this.objects.set(address, info);
-    }
-    return info;
+    return memo(this.objects, address, () => this.readObject(address));
   }
 
   /** The body of a message of `type`, following a shared-message reference if there is one. */

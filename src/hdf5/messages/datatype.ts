@@ -67,6 +67,12 @@ export function decodeDatatype(c: Cursor, depth = 0): Datatype {
       if (version < 3) c.skip(4 * rank); // permutation, never used
       return { class: "array", base: decodeDatatype(c, depth + 1), dims };
     }
+    case 11:
+      throw new UnsupportedFeatureError(
+        "complex number datatype (HDF5 2.0)",
+        `datatype at offset ${start}`,
+        "complex types have no zarr v2 / numcodecs mapping here yet",
+      );
     default:
       throw c.error(`unknown datatype class ${cls}`, start);
   }
