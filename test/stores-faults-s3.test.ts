@@ -334,6 +334,23 @@ describe("S3Store against scripted answers", () => {
     expect(store.stats.retries).toBe(0);
   });
 
+  it("follows S3's 301 region redirect and signs for the bucket's region", async () => {
+    const object = new TextEncoder().encode("from eu-west-2");
+    script((req, res) => {
+      if (seen.length === 1) {
+        const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code><Message>use the right endpoint</Message></Error>';
+        res.writeHead(301, { "x-amz-bucket-region": "eu-west-2", "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) });
+        return res.end(body);
+      }
+      res.writeHead(200, { "Content-Length": object.length });
+      res.end(object);
+    });
+    expect(await open(url).get("k")).toEqual(object);
+    expect(seen).toHaveLength(2);
+    expect(seen[0].headers.authorization).toMatch(/\/us-east-1\/s3\/aws4_request/);
+    expect(seen[1].headers.authorization).toMatch(/\/eu-west-2\/s3\/aws4_request/);
+  });
+
   it("does not believe a lying Content-Length", async () => {
     // Announces 10 GiB, sends 10 bytes and closes: a retryable failure, not a 10 GiB buffer.
     script((req, res) => {

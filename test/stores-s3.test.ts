@@ -162,6 +162,9 @@ describe("S3Store listing and batches", () => {
     expect(listed.map((o) => o.size)).toEqual(keys.map((_, i) => i + 1));
     expect((await collect(store.list())).length).toBe(31);
     expect(await collect(store.list("nothing-here/"))).toEqual([]);
+    // A console-made "folder" object at the prefix itself is not a key under it.
+    await open().set("list/", new Uint8Array(0));
+    expect((await collect(store.list())).length).toBe(31);
   });
 
   it("writes, reads and bulk-deletes more than 1000 keys (DeleteObjects in groups of 1000)", async () => {
@@ -278,6 +281,11 @@ describe("S3Store multipart uploads", () => {
       expect(await store.getRange("big", { offset: 5 * 1024 * 1024 - 10, length: 20 })).toEqual(
         data.subarray(5 * 1024 * 1024 - 10, 5 * 1024 * 1024 + 10),
       );
+      // Content-Encoding is set on the multipart object too.
+      await store.set("big.gz", data, { compress: "gzip", level: 1 });
+      expect((await store.head("big.gz"))!.contentEncoding).toBe("gzip");
+      expectSameBytes(await store.get("big.gz"), data);
+
       // Below the threshold: one PUT.
       const before = proxy.stats.requests;
       await store.set("small", data.subarray(0, 1024));

@@ -40,6 +40,8 @@ export function createS3Client(settings: S3ClientSettings): S3Connection {
     signer: settings.anonymous ? { sign: async (request) => request } : undefined,
     profile: settings.profile,
     maxAttempts: 1,
+    // A bucket in another region answers 301 with its region; re-send there instead of failing.
+    followRegionRedirects: true,
     // The CRC defaults of newer SDKs break S3-compatible servers that predate them.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",

@@ -345,8 +345,11 @@ export class S3Backend implements Backend {
       });
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.prefix)) continue;
+        const key = object.Key.slice(this.prefix.length);
+        // The prefix's own "folder" marker (a zero-byte "prefix/" object) is not a key under it.
+        if (key === "") continue;
         yield {
-          key: object.Key.slice(this.prefix.length),
+          key,
           size: object.Size ?? 0,
           etag: object.ETag,
           lastModified: object.LastModified,
