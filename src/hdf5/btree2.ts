@@ -156,8 +156,12 @@ function nodeGeometry(header: BTree2Header, offsetSize: number): Geometry {
         "v2 B-tree header",
       );
     }
+    const below = (max + 1) * cumulative[d - 1] + max;
+    if (!Number.isSafeInteger(below)) {
+      throw new Hdf5FormatError(`record counts overflow at depth ${d}`, header.address, "v2 B-tree header");
+    }
     maxRecords.push(max);
-    cumulative.push((max + 1) * cumulative[d - 1] + max);
+    cumulative.push(below);
     totalCountSize.push(bytesFor(cumulative[d]));
   }
   return { maxRecords, recordCountSize, totalCountSize };
@@ -200,6 +204,11 @@ async function readNode<T>(
     ? 0
     : ctx.sizes.offsetSize + g.recordCountSize + g.totalCountSize[depth - 1];
   const used = NODE_PREFIX + count * header.recordSize + (leaf ? 0 : (count + 1) * pointerSize);
+  if (used + CHECKSUM > header.nodeSize) {
+    throw new Hdf5FormatError(`${count} records do not fit a ${header.nodeSize}-byte node`, address, structure, {
+      source: ctx.source.name,
+    });
+  }
   const node: ParsedNode<T> = { records: new Array<T>(count), children: [] };
   nodes.set(address, node);
   const c = await ctx.cursor(address, used + CHECKSUM, structure);

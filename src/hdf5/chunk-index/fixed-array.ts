@@ -18,6 +18,8 @@ interface FixedArrayHeader {
 }
 
 const PREFIX = 6; // signature, version, client id
+/** Pages per read of a paged data block (64 pages of 1024 8-byte entries: 512 KiB). */
+const WINDOW_PAGES = 64;
 
 async function readHeader(ctx: FileContext, address: number): Promise<{ h: FixedArrayHeader; c: Cursor }> {
   const size = PREFIX + 2 + ctx.sizes.lengthSize + ctx.sizes.offsetSize + 4;
@@ -85,30 +87,40 @@ export async function readFixedArrayChunks(
   verifyChecksum(pc, 0, prefixSize - 4);
   const initialized = (p: number) => (bitmap[p >> 3] & (0x80 >> (p & 7))) !== 0;
 
-  // One read from the first to the last initialized page; skipped pages cost bytes, not trips.
-  let first = -1;
-  let last = -1;
-  for (let p = 0; p < pages; p++) {
-    if (initialized(p)) {
-      if (first < 0) first = p;
-      last = p;
-    }
-  }
-  if (first < 0) return out;
+  // Pages are read in windows: one read per window from its first to its last initialized
+  // page (skipped pages cost bytes, not round trips), and a huge array never becomes one
+  // giant buffer. The windows are requested together.
   const fullPage = pageElements * elementSize + 4;
-  const lastCount = last === pages - 1 ? h.elements - last * pageElements : pageElements;
-  const start = h.dataBlock + prefixSize + first * fullPage;
-  const span = (last - first) * fullPage + lastCount * elementSize + 4;
-  const c = await ctx.cursor(start, span, "fixed array data block page");
-  for (let p = first; p <= last; p++) {
-    if (!initialized(p)) continue;
-    signal?.throwIfAborted();
-    const count = p === pages - 1 ? h.elements - p * pageElements : pageElements;
-    const at = (p - first) * fullPage;
-    c.seek(at);
-    verifyChecksum(c, at, at + count * elementSize);
-    reader.read(c, p * pageElements, count, out);
+  const pageCount = (p: number) => (p === pages - 1 ? h.elements - p * pageElements : pageElements);
+  const windows: Promise<ChunkEntry[]>[] = [];
+  for (let w = 0; w < pages; w += WINDOW_PAGES) {
+    let first = -1;
+    let last = -1;
+    for (let p = w; p < Math.min(pages, w + WINDOW_PAGES); p++) {
+      if (initialized(p)) {
+        if (first < 0) first = p;
+        last = p;
+      }
+    }
+    if (first < 0) continue;
+    const start = h.dataBlock + prefixSize + first * fullPage;
+    const span = (last - first) * fullPage + pageCount(last) * elementSize + 4;
+    windows.push(
+      ctx.cursor(start, span, "fixed array data block page").then((c) => {
+        signal?.throwIfAborted();
+        const part: ChunkEntry[] = [];
+        for (let p = first; p <= last; p++) {
+          if (!initialized(p)) continue;
+          const at = (p - first) * fullPage;
+          c.seek(at);
+          verifyChecksum(c, at, at + pageCount(p) * elementSize);
+          reader.read(c, p * pageElements, pageCount(p), part);
+        }
+        return part;
+      }),
+    );
   }
+  for (const part of await Promise.all(windows)) for (const entry of part) out.push(entry);
   return out;
 }
 
