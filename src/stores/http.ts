@@ -67,6 +67,16 @@ async function excerpt(body: Dispatcher.ResponseData["body"]): Promise<string | 
   }
 }
 
+/** The connection failed mid-body; `received` bytes had arrived. */
+class BodyFailed extends Error {
+  constructor(
+    readonly received: number,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
 /**
  * Reads a body keeping only bytes [start, end) of it, stopping as soon as `end` is reached, so a
  * range answered with the whole object never holds more than the range. `end` undefined: to EOF.
@@ -75,15 +85,19 @@ async function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: n
   const parts: Uint8Array[] = [];
   let position = 0;
   let kept = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    const from = Math.max(start - position, 0);
-    const to = end === undefined ? chunk.length : Math.min(end - position, chunk.length);
-    if (to > from) {
-      parts.push(chunk.subarray(from, to));
-      kept += to - from;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      const from = Math.max(start - position, 0);
+      const to = end === undefined ? chunk.length : Math.min(end - position, chunk.length);
+      if (to > from) {
+        parts.push(chunk.subarray(from, to));
+        kept += to - from;
+      }
+      position += chunk.length;
+      if (end !== undefined && position >= end) break; // leaving the loop destroys the rest
     }
-    position += chunk.length;
-    if (end !== undefined && position >= end) break; // leaving the loop destroys the rest
+  } catch (error) {
+    throw new BodyFailed(position, error);
   }
   if (parts.length === 1) return new Uint8Array(parts[0].buffer, parts[0].byteOffset, parts[0].length);
   const out = new Uint8Array(kept);
@@ -179,7 +193,15 @@ export class HttpBackend implements Backend {
       return { data, contentEncoding };
     } catch (error) {
       discard(body);
-      throw networkError(error, where, signal);
+      const announced = Number(header(headers, "content-length"));
+      if (error instanceof BodyFailed && !signal?.aborted && error.received < announced) {
+        // Cut short, however the socket reported it: bytes were lost on the way.
+        throw new IntegrityError(`short body: connection ended after ${error.received} of ${announced} bytes`, {
+          ...where,
+          cause: error.cause,
+        });
+      }
+      throw networkError(error instanceof BodyFailed ? error.cause : error, where, signal);
     }
   }
 
