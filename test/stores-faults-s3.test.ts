@@ -114,6 +114,32 @@ describe("S3Store through the fault proxy", () => {
     expect(faulty.stats.retries).toBeGreaterThan(0);
   });
 
+  it("retries a multipart upload whose parts fail, and the object arrives whole", async () => {
+    const flaky = await startFaultProxy(server.endpoint, {
+      kinds: ["reset-after-headers", "503"],
+      methods: ["PUT"], // the part uploads
+      every: 2,
+      maxFaults: 2,
+    });
+    try {
+      const store = open(flaky.url, {
+        prefix: "faults-multipart",
+        multipartThreshold: 6 * 1024 * 1024,
+        partSize: 5 * 1024 * 1024,
+        retry: { attempts: 4, baseDelayMs: 1, maxDelayMs: 5 },
+      });
+      const data = bytes(11 * 1024 * 1024, 11);
+      await store.set("big", data);
+      expect(flaky.stats.injected).toBe(2);
+      expect(store.stats.retries).toBeGreaterThan(0);
+      const back = await open(server.endpoint, { prefix: "faults-multipart" }).get("big");
+      expect(back!.length).toBe(data.length);
+      expect(Buffer.compare(back!, data)).toBe(0);
+    } finally {
+      await flaky.stop();
+    }
+  });
+
   it("gives up with a retryable StoreError that says how hard it tried", async () => {
     const always = await startFaultProxy(server.endpoint, { kinds: ["slowdown"], every: 1 });
     try {
