@@ -153,6 +153,9 @@ describe("buildReferences on h5py / netCDF-C fixtures", () => {
     // Exact 64-bit digits reach Python readers (JSON.parse itself rounds them).
     expect(refs["u8/.zarray"]).toContain('"fill_value":18446744073709551614');
     expect(refs["i8/.zarray"]).toContain('"fill_value":-9223372036854775806');
+    // Integral doubles past 2^53 in exponent form, so Python reads the same float (not an int).
+    expect(refs["tas/.zattrs"]).toContain('"_FillValue":1.0000000200408773e+20');
+    expect(refs["tas/.zarray"]).toContain('"fill_value":1.0000000200408773e+20');
   });
 
   for (const mode of ["ranges", "inlined"] as const) {
@@ -399,6 +402,7 @@ describe("mapping rules on hand-built models", () => {
     const s = ok({ class: "string", size: 3, padding: 1, charset: "ascii" });
     expect(fillValueFor({ attributes: [], fill: fill(new Uint8Array(3)) }, s, false)).toBe("");
     expect(toJson({ fill_value: 18446744073709551614n })).toBe('{"fill_value":18446744073709551614}');
+    expect(toJson([2 ** 60, -(2 ** 60), 2 ** 53, 1e21, 0.5])).toBe("[1.152921504606847e+18,-1.152921504606847e+18,9.007199254740992e+15,1e+21,0.5]");
   });
 
   it("turns attributes into JSON the way zarr and kerchunk do", () => {

@@ -15,6 +15,10 @@ import { toJson } from "./json.js";
 import type { CodecConfig, Reference, ZarrayMetadata } from "./types.js";
 import { decodeVlenStrings, vlenElementSize } from "./vlen.js";
 
+/** Bounds for decoded-and-inlined vlen string arrays (a lying dataspace must not exhaust memory). */
+const MAX_INLINE_ELEMENTS = 1 << 24;
+const MAX_INLINE_CHUNKS = 1 << 20;
+
 export type FiltersToCodecs = (filters: Filter[], type: Datatype, chunkShape: number[], dataset?: string) => CodecConfig[];
 
 export interface ArrayBuildContext {
@@ -60,6 +64,16 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
       throw new UnsupportedFeatureError("filtered variable-length strings", where, "rewrite the dataset unfiltered");
     }
     filters = [{ id: "vlen-utf8" }];
+    // Vlen chunks are decoded and inlined whole, so their size must be sane before anything is allocated.
+    const perChunk = (layout.kind === "chunked" ? layout.chunkShape : shape).reduce((a, b) => a * b, 1);
+    const chunkCount = layout.kind === "chunked" ? shape.reduce((n, s, i) => n * Math.ceil(s / chunks[i]), 1) : 1;
+    if (perChunk > MAX_INLINE_ELEMENTS || chunkCount > MAX_INLINE_CHUNKS) {
+      throw new UnsupportedFeatureError(
+        `variable-length strings in ${chunkCount} chunks of ${perChunk} elements`,
+        where,
+        "too large to inline into a reference set",
+      );
+    }
   } else if (layout.kind === "chunked" && dataset.filters.length > 0) {
     filters = ac.filtersToCodecs(dataset.filters, dataset.type, chunks, where);
   }
