@@ -105,9 +105,9 @@ export function finalize(
       case "variance":
       case "std": {
         if (!p.m2) throw new Error(`${op} needs moments: reduce with moments enabled`);
+        // NaN in the data, or no degrees of freedom left: NaN, as numpy gives.
         const dof = count - ddof;
-        let variance = nan ? NaN : dof > 0 ? (p.m2[i] / dof) * scale * scale : NaN;
-        if (dof <= 0) variance = NaN; // numpy: division by zero degrees of freedom
+        const variance = nan || dof <= 0 ? NaN : (p.m2[i] / dof) * scale * scale;
         values[i] = op === "std" ? Math.sqrt(variance) : variance;
         break;
       }
