@@ -41,7 +41,10 @@ export interface S3Options {
   bucket: string;
   /** Key prefix all keys live under, like a directory: `data/run1` stores `k` at `data/run1/k`. */
   prefix?: string;
-  /** Default "us-east-1". */
+  /**
+   * Default: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then "us-east-1". A bucket elsewhere still
+   * works on AWS: its 301 names the right region and the request is re-sent there.
+   */
   region?: string;
   /** For S3-compatible services: `http://127.0.0.1:9000`. */
   endpoint?: string;
@@ -53,9 +56,13 @@ export interface S3Options {
   profile?: string;
   /** Unsigned requests, for public buckets; no credentials are looked up. */
   anonymous?: boolean;
-  /** Objects of at least this many bytes are uploaded in parts. Default 64 MiB. */
+  /**
+   * Objects of at least this many bytes are uploaded in parts. Default 64 MiB: below it one PUT
+   * carries a Content-MD5 the server checks end to end and costs one request, and chunked stores
+   * rarely write bigger objects (the AWS CLI switches at 8 MiB, tuned for bulk file copies).
+   */
   multipartThreshold?: number;
-  /** Part size for multipart uploads (at least 5 MiB). Default 16 MiB. */
+  /** Part size for multipart uploads (at least 5 MiB; grown to stay under 10 000 parts). Default 16 MiB. */
   partSize?: number;
   /** Keys per ListObjectsV2 page (S3's maximum and default is 1000). */
   listPageSize?: number;
@@ -67,6 +74,8 @@ export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 /** Requests in flight by default: enough to hide S3's per-request latency without hitting SlowDown. */
 export const DEFAULT_S3_CONCURRENCY = 32;
+/** Parts of one upload in flight at once. */
+const MULTIPART_CONCURRENCY = 4;
 /** S3 keys are at most 1024 bytes of UTF-8, prefix included. */
 const MAX_KEY_BYTES = 1024;
 
@@ -110,7 +119,7 @@ export class S3Backend implements Backend {
     this.pageSize = Math.min(Math.max(1, options.listPageSize ?? 1000), 1000);
     this.verifyMd5 = options.verifyMd5 ?? true;
     this.connection = createS3Client({
-      region: options.region ?? "us-east-1",
+      region: options.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || "us-east-1"),
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
       credentials: options.credentials,
@@ -239,7 +248,7 @@ export class S3Backend implements Backend {
           key: this.prefix + key,
           data,
           partSize: this.partSize,
-          concurrency: 4,
+          concurrency: MULTIPART_CONCURRENCY,
           contentEncoding: options.contentEncoding,
           contentType: options.contentType,
           ifNoneMatch: options.ifNoneMatch,
