@@ -83,6 +83,14 @@ describe("S3Store single calls", () => {
     await store.delete("a/b.bin"); // deleting a missing key is fine
   });
 
+  it("reports a missing bucket as an error, not as missing objects", async () => {
+    const store = open({ bucket: "no-such-bucket" });
+    await expect(store.get("k")).rejects.toThrow(/NoSuchBucket/);
+    await expect(store.set("k", text("x"))).rejects.toThrow(/NoSuchBucket/);
+    await expect(collect(store.list())).rejects.toThrow(/NoSuchBucket/);
+    expect(store.stats.retries).toBe(0);
+  });
+
   it("stores empty objects", async () => {
     const store = open({ prefix: "empty" });
     await store.set("zero", new Uint8Array(0));
