@@ -59,6 +59,8 @@ export function buildProgram(): Command {
 
 async function main(argv: string[]): Promise<void> {
   const debug = argv.includes("--debug");
+  // The AWS SDK warns on every run under Node < 22; a CLI's stderr is for the user's own failures.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   process.stdout.on("error", (error) => {
     if (isBrokenPipe(error)) process.exit(0);
     fail(error, debug);
