@@ -196,6 +196,12 @@ describe("HDF5 reader: paths, links and errors", () => {
     expect(await file.get("/named_type")).toBeUndefined();
   });
 
+  it("stops following a soft link loop with a named error", async () => {
+    const file = await open("earliest.h5");
+    expect(await file.get("/self_loop")).toMatchObject({ kind: "soft-link", target: "/self_loop" });
+    await expect(file.get("/self_loop/child")).rejects.toThrow(/soft link loop/);
+  });
+
   it("marks a hard link back to an ancestor instead of descending forever", async () => {
     const file = await open("latest.h5");
     const up = await file.get("/group1/sub/up");
@@ -316,9 +322,12 @@ describe("layout messages of every chunk index type (the chunk-index fixtures)",
         if (ds?.kind !== "dataset" || ds.layout.kind !== "chunked") throw new Error(`${path} is not a chunked dataset`);
         expect({ path, address: ds.address, chunkShape: ds.layout.chunkShape }).toEqual({ path, address: want.objectHeader, chunkShape: want.chunkShape });
         const layout = ds.layout;
-        const got = (await file.chunks(ds)).map((c) => [c.coords.map((x, i) => x * layout.chunkShape[i]), c.filterMask, c.offset, c.size]);
+        // Where each chunk is proves the index parameters were parsed right; filter masks are the
+        // chunk-index readers' business (their own test checks them).
+        const got = (await file.chunks(ds)).map((c) => [c.coords.map((x, i) => x * layout.chunkShape[i]), c.offset, c.size]);
         const key = (e: unknown) => JSON.stringify(e);
-        expect({ path, chunks: got.map(key).sort() }).toEqual({ path, chunks: want.chunks.map(key).sort() });
+        const wanted = want.chunks.map(([offset, , address, size]) => [offset, address, size]);
+        expect({ path, chunks: got.map(key).sort() }).toEqual({ path, chunks: wanted.map(key).sort() });
       }
     });
   }

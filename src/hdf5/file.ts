@@ -58,11 +58,14 @@ export class Hdf5File {
 
   /** The node at an absolute path ("/a/b"), or undefined when no such link exists. */
   async get(path: string): Promise<Node | undefined> {
+    return this.resolve(path, 0);
+  }
+
+  private async resolve(path: string, softLinksFollowed: number): Promise<Node | undefined> {
     const parts = path.split("/").filter((p) => p !== "" && p !== ".");
     let info = await this.reader.object(this.rootAddress);
     const ancestors = new Map<number, string>();
     let current = "/";
-    let soft = 0;
     for (let i = 0; i < parts.length; i++) {
       if (info.kind !== "group") return undefined;
       ancestors.set(info.address, current);
@@ -77,10 +80,12 @@ export class Hdf5File {
       }
       if (link.kind === "external") return undefined;
       if (link.kind === "soft") {
-        if (++soft > MAX_SOFT_LINKS) throw this.error(`more than ${MAX_SOFT_LINKS} soft links in "${path}"`, info.address);
+        if (softLinksFollowed >= MAX_SOFT_LINKS) {
+          throw this.error(`more than ${MAX_SOFT_LINKS} soft links followed resolving "${path}" (a soft link loop?)`, info.address);
+        }
         const rest = parts.slice(i + 1).join("/");
         const base = link.target.startsWith("/") ? link.target : join(current, link.target);
-        return this.get(`${base}/${rest}`);
+        return this.resolve(`${base}/${rest}`, softLinksFollowed + 1);
       }
       info = await this.reader.object(link.address);
       current = childPath;
