@@ -26,14 +26,35 @@ export interface ChunkIndexOptions {
 }
 
 /**
- * Every stored chunk of `dataset`: grid coordinates, file offset, stored size and filter mask.
- * Chunks never written are omitted. Non-chunked layouts yield an UnsupportedFeatureError.
+ * Every stored chunk of `dataset`: grid coordinates, file offset, stored size and filter mask,
+ * in the index's own order. Chunks never written are omitted. Non-chunked layouts yield an
+ * UnsupportedFeatureError.
+ *
+ * When the layout says partial edge chunks are stored unfiltered, those chunks get every
+ * filter's bit set in `filterMask`: HDF5 itself records 0 there and decides from the geometry
+ * at read time, but the mask is what consumers of ChunkEntry go by.
  */
 export async function readChunkIndex(
   ctx: FileContext,
   dataset: Dataset,
   options: ChunkIndexOptions = {},
 ): Promise<ChunkEntry[]> {
+  const entries = await readEntries(ctx, dataset, options);
+  const layout = dataset.layout;
+  if (layout.kind === "chunked" && layout.dontFilterPartialEdgeChunks && dataset.filters.length > 0) {
+    markUnfilteredEdgeChunks(entries, dataset.shape ?? [], layout.chunkShape, dataset.filters.length);
+  }
+  return entries;
+}
+
+function markUnfilteredEdgeChunks(entries: ChunkEntry[], shape: number[], chunkShape: number[], filters: number): void {
+  const all = filters >= 32 ? 0xffffffff : 2 ** filters - 1;
+  for (const e of entries) {
+    if (e.coords.some((c, d) => (c + 1) * chunkShape[d] > shape[d])) e.filterMask = (e.filterMask | all) >>> 0;
+  }
+}
+
+async function readEntries(ctx: FileContext, dataset: Dataset, options: ChunkIndexOptions): Promise<ChunkEntry[]> {
   const { signal } = options;
   signal?.throwIfAborted();
   const layout = dataset.layout;
