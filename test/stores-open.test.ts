@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -7,6 +7,7 @@ import { InvalidKeyError, UnsupportedFeatureError } from "../src/errors.js";
 import { openStore, splitUrl } from "../src/stores/open.js";
 import type { Store } from "../src/stores/types.js";
 import { startGcsServer, type GcsServer } from "./servers/gcs.js";
+import { startStaticServer, type TestServer } from "./servers/nginx.js";
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -27,6 +28,7 @@ async function keys(store: Store, prefix = ""): Promise<string[]> {
 let gcs: GcsServer;
 let s3: S3rverHandle;
 let dir: string;
+let web: TestServer;
 
 beforeAll(async () => {
   [gcs, s3, dir] = await Promise.all([
@@ -34,10 +36,13 @@ beforeAll(async () => {
     startS3rver({ buckets: ["open-bkt"] }),
     mkdtemp(join(tmpdir(), "open store ")),
   ]);
+  await mkdir(join(dir, "www", "data dir"), { recursive: true });
+  await writeFile(join(dir, "www", "data dir", "f 1.bin"), Buffer.from("served over http"));
+  web = await startStaticServer(join(dir, "www"));
 });
 afterAll(async () => {
   await Promise.all(opened.map((s) => (s as { close?: () => Promise<void> }).close?.()));
-  await Promise.all([gcs?.stop(), s3?.stop(), dir && rm(dir, { recursive: true, force: true })]);
+  await Promise.all([gcs?.stop(), s3?.stop(), web?.stop(), dir && rm(dir, { recursive: true, force: true })]);
 });
 
 describe("splitUrl", () => {
@@ -136,5 +141,16 @@ describe("openStore", () => {
     // s3rver ignores signatures, so the unsigned (anonymous) client is served too.
     expect(await viaSplit.get(key)).toEqual(data);
     expect(await keys(viaSplit, "run/")).toEqual(["run/1/a/b.txt", "run/1/c.txt"]);
+  });
+
+  it("http(s):// opens an HttpStore at the URL; splitUrl gives its directory and file name", async () => {
+    const base = `${web.url}/data%20dir`;
+    const store = track(openStore(base, { ...fast, http: { headers: { "x-test": "1" } } }));
+    expect(await store.get("f 1.bin")).toEqual(text("served over http"));
+    expect(await store.getRange("f 1.bin", { offset: 7, length: 4 })).toEqual(text("over"));
+    expect(await store.get("missing.bin")).toBeUndefined();
+    const { storeUrl, key } = splitUrl(`${base}/f%201.bin`);
+    expect({ storeUrl, key }).toEqual({ storeUrl: base, key: "f 1.bin" });
+    expect(await track(openStore(storeUrl)).get(key)).toEqual(text("served over http"));
   });
 });

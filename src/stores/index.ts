@@ -16,6 +16,7 @@ export { ObjectStore, normalizeKey, type StoreOptions, type StoreStats } from ".
 export type { RetryPolicy } from "./retry.js";
 export { MemoryBackend, MemoryStore } from "./memory.js";
 export { LocalBackend, LocalStore, type LocalStoreOptions } from "./local.js";
+export { HttpBackend, HttpStore, type HttpStoreOptions } from "./http.js";
 export { S3Backend, S3Store, type S3Credentials, type S3Options } from "./s3.js";
 export { GcsBackend, GcsStore, GCS_ENDPOINT, type GcsStoreOptions, type TokenSource } from "./gcs.js";
 export { openStore, splitUrl, type HttpOpenOptions, type OpenStoreOptions, type S3OpenOptions } from "./open.js";

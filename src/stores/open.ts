@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { InvalidKeyError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { GcsStore, type GcsStoreOptions } from "./gcs.js";
+import { HttpStore, type HttpStoreOptions } from "./http.js";
 import { LocalStore, type LocalStoreOptions } from "./local.js";
 import { MemoryBackend } from "./memory.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
@@ -25,11 +26,8 @@ type StoreOnly<T> = Omit<T, "bucket" | "prefix" | keyof StoreOptions>;
  */
 export type S3OpenOptions = StoreOnly<S3Options>;
 
-export interface HttpOpenOptions {
-  headers?: Record<string, string>;
-  auth?: { username: string; password: string };
-  connections?: number;
-}
+/** HTTP settings for `http(s)://` URLs: headers, basic auth, pool size, compressed responses. */
+export type HttpOpenOptions = StoreOnly<HttpStoreOptions>;
 
 export interface OpenStoreOptions extends StoreOptions {
   s3?: S3OpenOptions;
@@ -100,7 +98,7 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
     }
     case "http":
     case "https":
-      throw new UnsupportedFeatureError("http(s):// stores", url, "HttpStore is not yet available in this build");
+      return new HttpStore(url, { ...options.http, ...common });
     default:
       throw new UnsupportedFeatureError(
         `store URL scheme "${scheme}:"`,
