@@ -30,6 +30,8 @@ export class FractalHeap {
   /** v2 B-tree (record type 1) that maps huge object IDs to their address and length. */
   readonly hugeIndexAddress: number;
   private readonly hugeObjects = new Map<0, Promise<Map<number, HugeObject>>>();
+  private readonly indirectBlocks = new Map<number, Promise<number[]>>();
+  private readonly directBlocks = new Map<number, Promise<void>>();
   readonly filtered: boolean;
   readonly checksummedDirectBlocks: boolean;
   /** Rows of a doubling table that hold direct blocks; later rows hold indirect blocks. */
@@ -141,15 +143,9 @@ export class FractalHeap {
       if (seen.has(block)) throw this.error(`indirect block cycle at ${block}`, block);
       seen.add(block);
       const { row, col, rest } = this.locate(within, rows, block);
-      const directRows = Math.min(rows, this.maxDirectRows);
-      const entrySize = this.ctx.sizes.offsetSize;
-      const prefix = 5 + this.ctx.sizes.offsetSize + this.offsetBytes;
-      let entry: number;
-      if (row < this.maxDirectRows) entry = row * this.tableWidth + col;
-      else entry = directRows * this.tableWidth + (row - this.maxDirectRows) * this.tableWidth + col;
-      (await this.ctx.cursor(block, 4, "fractal heap indirect block")).signature("FHIB");
-      const c = await this.ctx.cursor(block + prefix + entry * entrySize, entrySize, "fractal heap indirect block");
-      const child = c.offset();
+      // Entries run row by row: direct blocks first, then indirect ones, which is the same order.
+      const children = await this.indirectChildren(block, rows);
+      const child = children[row * this.tableWidth + col];
       if (child === UNDEFINED_ADDRESS) throw this.error(`heap offset ${offset} is in an unallocated block`, block);
       blockSize = this.blockSize(row);
       within = rest;
@@ -161,8 +157,25 @@ export class FractalHeap {
     if (within < header || within + length > blockSize) {
       throw this.error(`object at heap offset ${offset} (+${length}) outside its ${blockSize}-byte direct block`, block);
     }
-    (await this.ctx.cursor(block, 4, "fractal heap direct block")).signature("FHDB");
-    return this.ctx.source.read(this.ctx.base + block + within, length, "fractal heap direct block");
+    await memo(this.directBlocks, block, async () => {
+      (await this.ctx.cursor(block, 4, "fractal heap direct block")).signature("FHDB");
+    });
+    return (await this.ctx.cursor(block + within, length, "fractal heap direct block")).bytes;
+  }
+
+  /** Child block addresses of an indirect block with `rows` rows, read and checked once. */
+  private indirectChildren(block: number, rows: number): Promise<number[]> {
+    return memo(this.indirectBlocks, block, async () => {
+      const count = rows * this.tableWidth;
+      const size = 5 + this.ctx.sizes.offsetSize + this.offsetBytes + count * this.ctx.sizes.offsetSize + 4;
+      const c = await this.ctx.cursor(block, size, "fractal heap indirect block");
+      c.signature("FHIB");
+      c.skip(1 + this.ctx.sizes.offsetSize + this.offsetBytes); // version, heap header, block offset
+      const children: number[] = [];
+      for (let i = 0; i < count; i++) children.push(c.offset());
+      verifyChecksum(c, 0, c.pos);
+      return children;
+    });
   }
 
   /** Row and column of the doubling-table entry that covers `offset`, and the offset inside it. */
