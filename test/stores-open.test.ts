@@ -74,6 +74,9 @@ describe("openStore", () => {
   it("refuses unknown schemes with a typed error", () => {
     expect(() => openStore("ftp://host/x")).toThrow(UnsupportedFeatureError);
     expect(() => openStore("ftp://host/x")).toThrow(/ftp/);
+    expect(() => openStore("s3:///prefix")).toThrow(InvalidKeyError);
+    expect(() => openStore("gs://")).toThrow(InvalidKeyError);
+    expect(() => openStore("file://otherhost/data")).toThrow(UnsupportedFeatureError);
   });
 
   it("memory:// stores are shared by name and rooted at their prefix", async () => {

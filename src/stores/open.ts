@@ -47,7 +47,17 @@ function splitBucketUrl(url: string, scheme: string): { bucket: string; path: st
   const slash = rest.indexOf("/");
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const path = slash < 0 ? "" : rest.slice(slash + 1).replace(/^\/+/, "");
+  if (!bucket && scheme !== "memory") throw new InvalidKeyError(url, "", `a ${scheme}:// URL needs a bucket name`);
   return { bucket, path };
+}
+
+/** A local path from a file URL; remote hosts and other malformed file URLs are refused by name. */
+function filePath(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (error) {
+    throw new UnsupportedFeatureError("file URL", url, `${(error as Error).message}; use file:///absolute/path`);
+  }
 }
 
 function isTrue(value: string | undefined): boolean {
@@ -67,7 +77,7 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
     case undefined:
       return new LocalStore(resolve(url), { ...options.file, ...common });
     case "file":
-      return new LocalStore(fileURLToPath(url), { ...options.file, ...common });
+      return new LocalStore(filePath(url), { ...options.file, ...common });
     case "memory": {
       const { bucket: name, path } = splitBucketUrl(url, scheme);
       const backend = new MemoryBackend(name);
@@ -132,7 +142,7 @@ export function splitUrl(url: string): { storeUrl: string; key: string } {
     return { storeUrl: parsed.origin + parsed.pathname.slice(0, cut), key };
   }
   if (scheme === "file") {
-    const path = fileURLToPath(url);
+    const path = filePath(url);
     if (url.endsWith("/")) throw noKey("the URL names a directory, not a file");
     return { storeUrl: pathToFileURL(dirname(path)).href, key: basename(path) };
   }
