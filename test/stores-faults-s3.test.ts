@@ -101,7 +101,12 @@ describe("S3Store through the fault proxy", () => {
     for (const [key, value] of entries) expect(Buffer.compare(stored.get(key)!, value)).toBe(0);
 
     // Listing pages through the faults as well.
-    const paged = open(proxy.url, { prefix: "faults", listPageSize: 25, timeoutMs: 1_000, retry: { attempts: 12, baseDelayMs: 1, maxDelayMs: 20 } });
+    const paged = open(proxy.url, {
+      prefix: "faults",
+      listPageSize: 25,
+      timeoutMs: 1_000,
+      retry: { attempts: 12, baseDelayMs: 1, maxDelayMs: 20 },
+    });
     let count = 0;
     for await (const _ of paged.list("obj/")) count++;
     expect(count).toBe(n);
@@ -167,7 +172,9 @@ interface Seen {
 type Handler = (req: Seen, res: ServerResponse) => void;
 
 function xmlError(res: ServerResponse, status: number, code: string, message = code): void {
-  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n` +
+    `<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
   res.writeHead(status, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) });
   res.end(body);
 }
@@ -207,7 +214,9 @@ describe("S3Store against scripted answers", () => {
   }
 
   it("sends Content-MD5 and If-None-Match, and maps 412 to ConflictError without retrying", async () => {
-    script((_req, res) => xmlError(res, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"));
+    script((_req, res) =>
+      xmlError(res, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"),
+    );
     const store = open(url);
     const data = new TextEncoder().encode("payload");
     const error = await store.set("k", data, { ifNoneMatch: "*" }).catch((e: unknown) => e);
@@ -269,7 +278,9 @@ describe("S3Store against scripted answers", () => {
   it("retries S3's 400 RequestTimeout (a slow upload), then succeeds", async () => {
     let calls = 0;
     script((_req, res) => {
-      if (calls++ === 0) return xmlError(res, 400, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period.");
+      if (calls++ === 0) {
+        return xmlError(res, 400, "RequestTimeout", "Your socket connection to the server was not read from.");
+      }
       res.writeHead(200, { ETag: '"x"', "Content-Length": 0 });
       res.end();
     });
@@ -364,8 +375,14 @@ describe("S3Store against scripted answers", () => {
     const object = new TextEncoder().encode("from eu-west-2");
     script((req, res) => {
       if (seen.length === 1) {
-        const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code><Message>use the right endpoint</Message></Error>';
-        res.writeHead(301, { "x-amz-bucket-region": "eu-west-2", "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(body) });
+        const body =
+          '<?xml version="1.0" encoding="UTF-8"?>\n' +
+          "<Error><Code>PermanentRedirect</Code><Message>use the right endpoint</Message></Error>";
+        res.writeHead(301, {
+          "x-amz-bucket-region": "eu-west-2",
+          "Content-Type": "application/xml",
+          "Content-Length": Buffer.byteLength(body),
+        });
         return res.end(body);
       }
       res.writeHead(200, { "Content-Length": object.length });

@@ -74,6 +74,8 @@ export const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
 /** Requests in flight by default: enough to hide S3's per-request latency without hitting SlowDown. */
 export const DEFAULT_S3_CONCURRENCY = 32;
+/** Per-key DeleteObjects failures worth repeating the whole group for. */
+const TRANSIENT_DELETE_CODES = new Set(["InternalError", "SlowDown", "ServiceUnavailable"]);
 /** Parts of one upload in flight at once. */
 const MULTIPART_CONCURRENCY = 4;
 /** S3 keys are at most 1024 bytes of UTF-8, prefix included. */
@@ -306,7 +308,7 @@ export class S3Backend implements Backend {
     if (failed.length > 0) {
       const first = failed[0];
       const key = first.Key?.startsWith(this.prefix) ? first.Key.slice(this.prefix.length) : (first.Key ?? keys[0]);
-      const transient = failed.every((e) => e.Code === "InternalError" || e.Code === "SlowDown" || e.Code === "ServiceUnavailable");
+      const transient = failed.every((e) => TRANSIENT_DELETE_CODES.has(e.Code ?? ""));
       throw new StoreError(
         `${failed.length} of ${keys.length} deletes failed; first: ${first.Code}: ${first.Message ?? ""}`.trim(),
         { ...where, key, retryable: transient },
