@@ -25,45 +25,22 @@ import {
 import { readChunkIndex } from "../src/hdf5/chunk-index/index.js";
 import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
 import { CachedSource, FileContext, lookup3 } from "../src/hdf5/io.js";
-import type { ChunkEntry, Dataset } from "../src/hdf5/model.js";
+import type { Dataset } from "../src/hdf5/model.js";
 import { ObjectReader } from "../src/hdf5/objects.js";
+import {
+  byOffset,
+  dataset,
+  expectChunksHoldValues,
+  fromH5py,
+  indexType,
+  type Expected,
+} from "./fixtures/chunk-index/helpers.js";
 import { fileSource, memorySource } from "./fixtures/chunk-index/sources.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, "fixtures", "chunk-index");
 
-/** [element offset per dim, filter mask, byte offset, stored size], as H5Dget_chunk_info reports. */
-type ExpectedChunk = [number[], number, number, number];
-interface ExpectedDataset {
-  chunkShape: number[];
-  chunks: ExpectedChunk[];
-  /** Only for /fa_edge_raw: the dataset's values in C order. */
-  values?: number[];
-}
-type Expected = Record<string, Record<string, ExpectedDataset>>;
-
 const expected = JSON.parse(await readFile(join(fixtures, "expected.json"), "utf8")) as Expected;
-
-function fromH5py(e: ExpectedDataset): ChunkEntry[] {
-  return e.chunks.map(([offset, filterMask, byteOffset, size]) => ({
-    coords: offset.map((o, d) => o / e.chunkShape[d]),
-    offset: byteOffset,
-    size,
-    filterMask,
-  }));
-}
-
-const byOffset = (a: ChunkEntry, b: ChunkEntry) => a.offset - b.offset;
-
-async function dataset(file: Hdf5File, path: string): Promise<Dataset> {
-  const node = await file.get(path);
-  if (node?.kind !== "dataset") throw new Error(`${path} is not a dataset`);
-  return node;
-}
-
-function indexType(d: Dataset): string {
-  return d.layout.kind === "chunked" ? d.layout.index.type : d.layout.kind;
-}
 
 describe.each(Object.keys(expected))("chunk index of %s equals h5py's get_chunk_info", (name) => {
   const source = fileSource(join(fixtures, name));
@@ -132,47 +109,6 @@ describe("fixture coverage", () => {
     expect(expected["earliest.h5"]["/many"].chunks.length).toBeGreaterThan(64);
   });
 });
-
-/**
- * Checks that every entry points at stored bytes that decode (inflate when `gzip`) to the
- * values the HDF5 library reads for that chunk's region; `values` is the dataset in C order.
- */
-function expectChunksHoldValues(
-  label: string,
-  file: Uint8Array,
-  chunks: ChunkEntry[],
-  shape: number[],
-  chunkShape: number[],
-  values: Float32Array,
-  gzip: boolean,
-): void {
-  const chunkElements = chunkShape.reduce((a, b) => a * b, 1);
-  for (const chunk of chunks) {
-    let raw = file.subarray(chunk.offset, chunk.offset + chunk.size);
-    if (gzip) raw = new Uint8Array(inflateSync(raw));
-    if (raw.length !== chunkElements * 4) throw new Error(`${label} chunk ${chunk.coords}: ${raw.length} bytes`);
-    const got = new Float32Array(raw.slice().buffer);
-    for (let i = 0; i < chunkElements; i++) {
-      // Element i of the chunk, in C order, and its place in the dataset.
-      let rest = i;
-      let flat = 0;
-      let inside = true;
-      const within = new Array<number>(shape.length);
-      for (let d = shape.length - 1; d >= 0; d--) {
-        within[d] = rest % chunkShape[d];
-        rest = Math.floor(rest / chunkShape[d]);
-      }
-      for (let d = 0; d < shape.length; d++) {
-        const x = chunk.coords[d] * chunkShape[d] + within[d];
-        if (x >= shape[d]) inside = false;
-        flat = flat * shape[d] + x;
-      }
-      if (inside && got[i] !== values[flat]) {
-        throw new Error(`${label} chunk ${chunk.coords}: element ${within} is ${got[i]}, the library reads ${values[flat]}`);
-      }
-    }
-  }
-}
 
 describe("HDF5 2.0 file written by h5wasm", () => {
   let dir: string;
