@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import * as zarr from "zarrita";
-import { StoreError, UnsupportedFeatureError } from "../src/errors.js";
+import { ConflictError, StoreError, UnsupportedFeatureError } from "../src/errors.js";
 import { HttpStore } from "../src/stores/http.js";
 import { LocalStore } from "../src/stores/local.js";
 import { NGINX, startNginx, startStaticServer, type TestServer } from "./servers/nginx.js";
@@ -279,7 +279,7 @@ describe("HttpStore against misbehaving or special servers", () => {
 });
 
 describe("HttpStore writes through nginx's dav module", () => {
-  test.skipIf(!existsSync(NGINX))("PUT / GET / DELETE round trip, including compressed objects", async () => {
+  test.skipIf(!existsSync(NGINX))("PUT / GET / DELETE round trip; compressed and create-only writes on a server without their semantics", async () => {
     const dir = await mkdtemp(join(tmpdir(), "activestore-dav-"));
     const server = await startNginx(dir, { writable: true });
     const store = new HttpStore(server.url, { retry });
@@ -291,10 +291,18 @@ describe("HttpStore writes through nginx's dav module", () => {
       expect(await store.get("a/b/c.bin")).toBeUndefined();
       await store.delete("a/b/c.bin"); // deleting a missing key is fine
 
-      // nginx does not store Content-Encoding; the stored bytes are the gzip stream.
-      await store.set("z.gz", gzipSync(Buffer.from("plain")), { compress: null });
-      await writeFile(join(dir, "check"), "x");
-      expect(await store.has("check")).toBe(true);
+      // nginx drops Content-Encoding on PUT, so compressed writes are refused rather than stored
+      // as bytes that would read back still compressed.
+      await expect(store.set("z", bytes("plain"), { compress: "gzip" })).rejects.toThrow(UnsupportedFeatureError);
+      expect(await store.get("z")).toBeUndefined();
+      await store.set("z.gz", gzipSync(Buffer.from("plain")), { compress: null }); // opaque bytes are fine
+
+      // nginx ignores If-None-Match on PUT: the store looks first, so an existing object is a conflict.
+      await store.set("once", bytes("first"), { ifNoneMatch: "*" });
+      await expect(store.set("once", bytes("second"), { ifNoneMatch: "*" })).rejects.toThrow(ConflictError);
+      expect(text(await store.get("once"))).toBe("first");
+      await writeFile(join(dir, "made-outside"), "x");
+      expect(await store.has("made-outside")).toBe(true);
     } finally {
       await store.close();
       await server.stop();

@@ -26,6 +26,11 @@ export interface HttpStoreOptions extends StoreOptions {
    * Content-Encoding the server sends is handed to ObjectStore, which undoes it.
    */
   acceptCompressed?: boolean;
+  /**
+   * The server stores the Content-Encoding of a PUT and returns it on GET. Without it compressed
+   * writes are refused (UnsupportedFeatureError), since they would read back as opaque bytes.
+   */
+  keepsContentEncoding?: boolean;
 }
 
 type Where = { store: string; key: string; operation: string };
@@ -115,6 +120,7 @@ export class HttpBackend implements Backend {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly headers: Record<string, string>;
+  private readonly keepsContentEncoding: boolean;
 
   constructor(baseUrl: string, options: HttpStoreOptions = {}) {
     const url = new URL(baseUrl);
@@ -131,6 +137,7 @@ export class HttpBackend implements Backend {
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.url = `${url.origin}${this.basePath}`;
     this.headers = { ...options.headers };
+    this.keepsContentEncoding = options.keepsContentEncoding ?? false;
     if (auth) {
       this.headers.authorization =
         "Basic " + Buffer.from(`${auth.username}:${auth.password}`).toString("base64");
@@ -281,12 +288,27 @@ export class HttpBackend implements Backend {
 
   async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {
     const where = { store: this.url, key, operation: "set" };
+    if (options.contentEncoding && !this.keepsContentEncoding) {
+      // A plain PUT server (nginx dav) stores the bytes and drops the header: the object would
+      // read back as compressed bytes with nothing saying so.
+      throw new UnsupportedFeatureError(
+        `compressed writes (Content-Encoding ${options.contentEncoding})`,
+        `${this.url} key "${key}"`,
+        "plain HTTP servers do not keep Content-Encoding; write with {compress: null}, or pass " +
+          "{keepsContentEncoding: true} if this server stores and returns it",
+      );
+    }
     const headers: Record<string, string> = {
       "content-type": options.contentType ?? "application/octet-stream",
       "content-length": String(data.length),
     };
     if (options.contentEncoding) headers["content-encoding"] = options.contentEncoding;
-    if (options.ifNoneMatch) headers["if-none-match"] = options.ifNoneMatch;
+    if (options.ifNoneMatch) {
+      // Many servers (nginx dav among them) ignore If-None-Match on PUT, so look first; the
+      // header still protects on servers that honour it, and the status tells us if one did not.
+      if (await this.stat(key, options.signal)) throw new ConflictError("object already exists", { ...where, status: 412 });
+      headers["if-none-match"] = options.ifNoneMatch;
+    }
     const { statusCode, body } = await this.request(where, {
       method: "PUT",
       headers,
@@ -295,6 +317,14 @@ export class HttpBackend implements Backend {
     });
     if (statusCode >= 200 && statusCode < 300) {
       await body.dump();
+      // 201 Created is the only answer that means nothing was replaced (RFC 9110 §9.3.4).
+      if (options.ifNoneMatch && statusCode !== 201) {
+        throw new StoreError(
+          `create-only write answered ${statusCode}, not 201: the server ignored If-None-Match and replaced an ` +
+            "object another writer created in the meantime",
+          { ...where, status: statusCode },
+        );
+      }
       return;
     }
     const detail = await excerpt(body);
