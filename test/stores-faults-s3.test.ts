@@ -394,6 +394,19 @@ describe("S3Store against scripted answers", () => {
     expect(seen[1].headers.authorization).toMatch(/\/eu-west-2\/s3\/aws4_request/);
   });
 
+  it("cuts off a body that stalls after the headers (timeout, retried, then reported)", async () => {
+    script((_req, res) => {
+      res.writeHead(200, { "Content-Length": 100 });
+      res.write(Buffer.alloc(10)); // ... and nothing more
+    });
+    const store = open(url, { timeoutMs: 300, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } });
+    const error = await store.get("k").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ retryable: true, attempts: 2 });
+    expect((error as Error).message).toMatch(/timed out after 300 ms/);
+    expect(seen).toHaveLength(2);
+  });
+
   it("does not believe a lying Content-Length", async () => {
     // Announces 10 GiB, sends 10 bytes and closes: a retryable failure, not a 10 GiB buffer.
     script((req, res) => {
