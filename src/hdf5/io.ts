@@ -57,6 +57,8 @@ export interface BlockCacheOptions {
   maxBlocks?: number;
   /** Blocks fetched past the last requested one on a miss, in the same request. Default 3. */
   readAhead?: number;
+  /** Passed to every source read, so aborting stops requests in flight. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -68,6 +70,7 @@ export class CachedSource {
   readonly blockSize: number;
   private readonly maxBlocks: number;
   private readonly readAhead: number;
+  private readonly signal?: AbortSignal;
   private readonly blocks = new Map<number, Promise<Uint8Array>>();
   private fileSize: number | undefined;
   private sizeKnown = false;
@@ -81,6 +84,7 @@ export class CachedSource {
     this.blockSize = options.blockSize ?? 64 * 1024;
     this.maxBlocks = options.maxBlocks ?? 256;
     this.readAhead = options.readAhead ?? 3;
+    this.signal = options.signal;
   }
 
   get name(): string {
@@ -202,7 +206,8 @@ export class CachedSource {
     const size = await this.size();
     if (size !== undefined) end = Math.min(end, size);
     const start = lo * this.blockSize;
-    const bytes = end > start ? await this.source.read(start, end - start) : new Uint8Array(0);
+    this.signal?.throwIfAborted();
+    const bytes = end > start ? await this.source.read(start, end - start, this.signal) : new Uint8Array(0);
     this.requests++;
     this.bytesRead += bytes.length;
     const run: Uint8Array[] = [];
