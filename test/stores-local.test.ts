@@ -98,6 +98,13 @@ describe("LocalStore reads and writes", () => {
     expect((error as StoreError).message).toContain('key "p/child"');
   });
 
+  test("an OS refusal of the name (ENAMETOOLONG) is a failure, never reported as missing", async () => {
+    const key = "x".repeat(300);
+    await expect(store.get(key)).rejects.toThrow(StoreError);
+    await expect(store.head(key)).rejects.toThrow(/ENAMETOOLONG|name too long/i);
+    await expect(store.set(key, bytes("x"))).rejects.toThrow(StoreError);
+  });
+
   test("unreadable files are failures, not missing (EACCES, or EISDIR when running as root)", async () => {
     await store.set("secret", bytes("x"));
     const { chmod } = await import("node:fs/promises");
