@@ -1,0 +1,186 @@
+/**
+ * combineReferences against what xarray reads. The fixtures are netCDF-4 files written by netCDF-C
+ * (test/fixtures/combine/generate.py, run with /usr/bin/python3); expected/<case>/<var>.npy is what
+ * xarray.open_mfdataset reads for the concatenation (raw stored values: no masking, scaling or time
+ * decoding). Each file's references are built here with buildReferences, combined, serialised to JSON
+ * and read back through ReferenceStore + zarrita.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import * as zarr from "zarrita";
+import { beforeAll, describe, expect, it } from "vitest";
+import { registerCodecs } from "../src/codecs/registry.js";
+import { ReferenceSetError, UnsupportedFeatureError } from "../src/errors.js";
+import { buildReferences } from "../src/refs/build.js";
+import { combineReferences, combineReferencesWithNotes, type CombineInput } from "../src/refs/combine.js";
+import { toJson } from "../src/refs/json.js";
+import { decodeNpy } from "../src/refs/npy.js";
+import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js";
+import type { References } from "../src/refs/types.js";
+
+const HERE = join(process.cwd(), "test", "fixtures", "combine");
+
+interface Expected {
+  dims: Record<string, number>;
+  variables: Record<string, { dims: string[]; shape: number[]; dtype: string }>;
+}
+
+async function inputsOf(folder: string): Promise<CombineInput[]> {
+  const dir = join(HERE, folder);
+  const files = readdirSync(dir).filter((f) => f.endsWith(".nc"));
+  return Promise.all(
+    files.map(async (f) => {
+      const path = relative(process.cwd(), join(dir, f));
+      // A low inline threshold keeps tas chunks as byte ranges while small arrays are inlined.
+      return { refs: await buildReferences(path, { inlineThreshold: 100 }), url: path };
+    }),
+  );
+}
+
+/** Reads every variable of the combined set (after a JSON round trip) and compares with xarray. */
+async function expectMatchesXarray(combined: References, kase: string): Promise<void> {
+  const expected = JSON.parse(readFileSync(join(HERE, "expected", `${kase}.json`), "utf8")) as Expected;
+  const store = new ReferenceStore(parseReferences(toJson(combined)));
+  const names = Object.keys(combined.refs)
+    .filter((k) => k.endsWith("/.zarray"))
+    .map((k) => k.slice(0, -"/.zarray".length));
+  expect(names.sort()).toEqual(Object.keys(expected.variables).sort());
+  for (const [name, info] of Object.entries(expected.variables)) {
+    const want = decodeNpy(new Uint8Array(readFileSync(join(HERE, "expected", kase, `${name}.npy`))), name);
+    const array = await zarr.open.v2(zarr.root(store).resolve(name), { kind: "array" });
+    expect(array.attrs._ARRAY_DIMENSIONS, name).toEqual(info.dims);
+    const got = await zarr.get(array);
+    expect(got.shape, name).toEqual(want.shape);
+    const data = got.data as unknown as ArrayBufferView;
+    expect(want.descr.slice(1), name).toBe(array.dtype === "float64" ? "f8" : array.dtype === "float32" ? "f4" : array.dtype === "int32" ? "i4" : "i8");
+    expect(Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(Buffer.from(want.data)), name).toBe(true);
+  }
+}
+
+function shuffled<T>(items: T[]): T[] {
+  // A fixed permutation: reversed halves, so sorting by coordinate has work to do.
+  const half = Math.floor(items.length / 2);
+  return [...items.slice(half).reverse(), ...items.slice(0, half)];
+}
+
+let daily: CombineInput[];
+
+beforeAll(async () => {
+  registerCodecs();
+  daily = await inputsOf("daily");
+});
+
+describe("combineReferences along an existing dimension", () => {
+  it("combines a month of daily netCDF files as xarray.open_mfdataset does", async () => {
+    const { references, notes } = await combineReferencesWithNotes(shuffled(daily), { concatDims: ["time"] });
+    await expectMatchesXarray(references, "daily");
+    // tas: one chunk per day, keys renumbered 0..29 along time.
+    const tasKeys = Object.keys(references.refs).filter((k) => /^tas\/\d/.test(k));
+    expect(tasKeys).toHaveLength(30);
+    expect(references.refs["tas/29.0.0"]).toEqual(daily.find((d) => d.url!.endsWith("01-30.nc"))!.refs.refs["tas/0.0.0"]);
+    // The time coordinate is rebuilt inline, one chunk, from the inputs' values in order.
+    expect(typeof references.refs["time/0"]).toBe("string");
+    expect(JSON.parse(references.refs["time/.zarray"] as string)).toMatchObject({ shape: [30], chunks: [30], dtype: "<f8" });
+    // Root attributes come from the first input in time order; the difference is noted.
+    expect(JSON.parse(references.refs[".zattrs"] as string).history).toBe("written for day 1");
+    expect(notes).toContain(`.zattrs: attribute "history" differs in 29 of 30 inputs; kept ${daily.find((d) => d.url!.endsWith("01-01.nc"))!.url}'s`);
+  });
+
+  it("combines files of 4 steps in chunks of 4, the last input holding a partial chunk", async () => {
+    const inputs = shuffled(await inputsOf("quad"));
+    const combined = await combineReferences(inputs, { concatDims: ["time"], identicalDims: ["lat", "lon"] });
+    await expectMatchesXarray(combined, "quad");
+    expect(JSON.parse(combined.refs["tas/.zarray"] as string)).toMatchObject({ shape: [30, 20, 36], chunks: [4, 10, 18] });
+    expect(Object.keys(combined.refs).filter((k) => /^tas\/\d/.test(k))).toHaveLength(8 * 4);
+    expect(combined.refs["tas/7.1.1"]).toBeDefined();
+  });
+
+  it("refuses an input that ends in a partial chunk unless it is the last", async () => {
+    const inputs = await inputsOf("ragged");
+    const error = await combineReferences(inputs, { concatDims: ["time"] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReferenceSetError);
+    expect((error as Error).message).toMatch(/part_0\.nc: 3 steps .* not a multiple of the chunk size 2/);
+    expect((error as Error).message).toContain('reference "v"');
+  });
+
+  it("refuses overlapping inputs", async () => {
+    await expect(combineReferences([daily[0], daily[1], daily[0]], { concatDims: ["time"] })).rejects.toThrow(
+      /"time" is not strictly increasing between .* \(inputs overlap or are unsorted\)|not strictly increasing/,
+    );
+  });
+});
+
+/** A copy of one input with one metadata key edited. */
+function edited(input: CombineInput, key: string, edit: (meta: Record<string, unknown>) => void): CombineInput {
+  const refs = { ...input.refs.refs };
+  const meta = JSON.parse(refs[key] as string) as Record<string, unknown>;
+  edit(meta);
+  refs[key] = JSON.stringify(meta);
+  return { refs: { version: 1, refs }, url: input.url };
+}
+
+describe("combineReferences mismatches are errors naming the input and the array", () => {
+  const cases: [string, string, (m: Record<string, unknown>) => void, RegExp][] = [
+    ["dtype", "tas/.zarray", (m) => (m.dtype = "<f8"), /dtype "<f8" differs from "<f4"/],
+    ["chunk shape", "tas/.zarray", (m) => (m.chunks = [1, 10, 36]), /chunk shape \[1,10,36\] differs/],
+    ["fill value", "tas/.zarray", (m) => (m.fill_value = 0), /fill value 0 differs from -999/],
+    ["codec", "tas/.zarray", (m) => (m.filters = [{ id: "zlib", level: 4 }]), /codecs \(filters\)/],
+    ["dimensions", "tas/.zattrs", (m) => (m._ARRAY_DIMENSIONS = ["time", "y", "x"]), /dimensions \["time","y","x"\]/],
+    ["units", "tas/.zattrs", (m) => (m.units = "degC"), /attribute "units" "degC" differs from "K"/],
+    ["coordinate units", "time/.zattrs", (m) => (m.units = "hours since 2000-01-01"), /coordinate attribute "units"/],
+  ];
+  for (const [what, key, edit, message] of cases) {
+    it(what, async () => {
+      const bad = edited(daily[5], key, edit);
+      const error = await combineReferences([daily[0], bad, daily[9]], { concatDims: ["time"] }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ReferenceSetError);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toContain(daily[5].url!);
+    });
+  }
+
+  it("an array taken once whose values differ", async () => {
+    const refs = { ...daily[3].refs.refs };
+    const lat = new Float32Array(20).fill(1.5);
+    refs["lat/0"] = "base64:" + Buffer.from(lat.buffer).toString("base64");
+    const error = await combineReferences([daily[0], { refs: { version: 1, refs }, url: daily[3].url }], { concatDims: ["time"] }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ReferenceSetError);
+    expect((error as Error).message).toMatch(/reference "lat".*values differ from/);
+  });
+
+  it("a missing array", async () => {
+    const refs = Object.fromEntries(Object.entries(daily[2].refs.refs).filter(([k]) => !k.startsWith("orog/")));
+    await expect(combineReferences([daily[0], { refs: { version: 1, refs }, url: "x.nc" }], { concatDims: ["time"] })).rejects.toThrow(
+      /x\.nc: has no array "orog"/,
+    );
+  });
+
+  it("several dimensions at once", async () => {
+    await expect(combineReferences(daily.slice(0, 2), { concatDims: ["time", "member"] })).rejects.toBeInstanceOf(UnsupportedFeatureError);
+  });
+});
+
+describe("combineReferences along a new dimension", () => {
+  it("stacks ensemble members numbered by their file names", async () => {
+    const inputs = await inputsOf("ensemble");
+    const combined = await combineReferences(inputs, {
+      concatDims: ["member"],
+      identicalDims: ["lat", "lon"],
+      coords: { member: { pattern: /member_(\d+)\.nc$/, from: "url" } },
+    });
+    await expectMatchesXarray(combined, "ensemble");
+    expect(JSON.parse(combined.refs["pr/.zarray"] as string)).toMatchObject({ shape: [4, 20, 36], chunks: [1, 10, 12] });
+    expect(JSON.parse(combined.refs["pr/.zattrs"] as string)._ARRAY_DIMENSIONS).toEqual(["member", "lat", "lon"]);
+  });
+
+  it("takes member numbers from an attribute or given explicitly", async () => {
+    const inputs = await inputsOf("ensemble");
+    const byAttribute = await combineReferences(inputs, { concatDims: ["member"], coords: { member: { attribute: "realization" } } });
+    await expectMatchesXarray(byAttribute, "ensemble");
+    const numbers = inputs.map((i) => Number(/member_(\d+)/.exec(i.url!)![1]));
+    const explicit = await combineReferences(inputs, { concatDims: ["member"], coords: { member: numbers } });
+    expect(explicit).toEqual(byAttribute);
+  });
+});
