@@ -36,6 +36,7 @@ function describeStatus(status: number, operation: string): string {
     case 503:
       return "service unavailable (slow down)";
     default:
+      if (status >= 300 && status < 400) return "redirect not followed; use the final URL as the store's base";
       return status >= 500 ? "server error" : "request refused";
   }
 }

@@ -8,11 +8,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream, existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 
 export const NGINX = "/usr/sbin/nginx";
 
@@ -25,7 +25,7 @@ export interface TestServer {
 export interface ServeOptions {
   /** Require HTTP basic auth with these credentials. */
   auth?: { username: string; password: string };
-  /** Accept PUT/DELETE (nginx: the dav module); otherwise they get 405. */
+  /** Accept PUT/DELETE (nginx: the dav module; Node: a minimal equivalent); otherwise 405. */
   writable?: boolean;
 }
 
@@ -193,14 +193,18 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
     res.writeHead(401, { "WWW-Authenticate": 'Basic realm="activestore tests"', "Content-Length": 0 }).end();
     return;
   }
-  if (req.method !== "GET" && req.method !== "HEAD") {
-    res.writeHead(405, { Allow: "GET, HEAD", "Content-Length": 0 }).end();
-    return;
-  }
   const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
   const file = resolve(root, "." + path);
   if (file !== root && !file.startsWith(root + sep)) {
     res.writeHead(403, { "Content-Length": 0 }).end();
+    return;
+  }
+  if (options.writable && (req.method === "PUT" || req.method === "DELETE")) {
+    await writeMethod(req, res, file);
+    return;
+  }
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    res.writeHead(405, { Allow: "GET, HEAD", "Content-Length": 0 }).end();
     return;
   }
   let target = file;
@@ -244,6 +248,21 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
     return;
   }
   createReadStream(target, { start, end }).pipe(res);
+}
+
+/** PUT and DELETE like nginx's dav module: 201 when created, 204 when replaced or deleted. */
+async function writeMethod(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
+  const existed = (await stat(file).catch(() => undefined))?.isFile() ?? false;
+  if (req.method === "DELETE") {
+    if (existed) await rm(file);
+    res.writeHead(existed ? 204 : 404, { "Content-Length": 0 }).end();
+    return;
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, Buffer.concat(chunks));
+  res.writeHead(existed ? 204 : 201, { "Content-Length": 0 }).end();
 }
 
 /** A Node HTTP server for `root` with single-range support. */
