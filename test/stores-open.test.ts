@@ -5,6 +5,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidKeyError, UnsupportedFeatureError } from "../src/errors.js";
 import { openStore, splitUrl } from "../src/stores/open.js";
+import type { ObjectStore } from "../src/stores/object-store.js";
 import type { Store } from "../src/stores/types.js";
 import { startGcsServer, type GcsServer } from "./servers/gcs.js";
 import { startStaticServer, type TestServer } from "./servers/nginx.js";
@@ -12,9 +13,9 @@ import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3
 
 const text = (s: string) => new TextEncoder().encode(s);
 const fast = { retry: { baseDelayMs: 2, maxDelayMs: 10 } };
-const opened: Store[] = [];
+const opened: ObjectStore[] = [];
 
-function track<S extends Store>(store: S): S {
+function track<S extends ObjectStore>(store: S): S {
   opened.push(store);
   return store;
 }
@@ -41,7 +42,7 @@ beforeAll(async () => {
   web = await startStaticServer(join(dir, "www"));
 });
 afterAll(async () => {
-  await Promise.all(opened.map((s) => (s as { close?: () => Promise<void> }).close?.()));
+  await Promise.all(opened.map((s) => s.close()));
   await Promise.all([gcs?.stop(), s3?.stop(), web?.stop(), dir && rm(dir, { recursive: true, force: true })]);
 });
 

@@ -14,7 +14,7 @@ import { LocalStore, type LocalStoreOptions } from "./local.js";
 import { MemoryBackend } from "./memory.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { S3Store, type S3Options } from "./s3.js";
-import type { ObjectInfo, Store } from "./types.js";
+import type { ObjectInfo } from "./types.js";
 
 type StoreOnly<T> = Omit<T, "bucket" | "prefix" | keyof StoreOptions>;
 
@@ -69,7 +69,11 @@ function storeOptions(options: OpenStoreOptions): StoreOptions {
   return { concurrency, retry, timeoutMs, compress, level };
 }
 
-export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+/**
+ * Opens the store a URL names. Returns the concrete ObjectStore so callers can read `stats` and
+ * `close()` the connection pool when done.
+ */
+export function openStore(url: string, options: OpenStoreOptions = {}): ObjectStore {
   const env = options.env ?? process.env;
   const scheme = SCHEME.exec(url)?.[1]?.toLowerCase();
   const common = storeOptions(options);
