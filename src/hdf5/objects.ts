@@ -178,6 +178,11 @@ export class ObjectReader {
           source: this.ctx.source.name,
         });
       }
+    } else if (info.space) {
+      // Only datasets have a dataspace; one without a layout cannot be read, so say so.
+      throw new Hdf5FormatError("object with a dataspace but no data layout message", address, "object header", {
+        source: this.ctx.source.name,
+      });
     } else if (info.type && !info.symbolTable && !info.linkInfo && info.links.length === 0) {
       info.kind = "datatype";
     }

@@ -25,11 +25,10 @@ export function decodeLayout(c: Cursor): Layout {
 }
 
 /** The element size is stored as an extra, last chunk dimension; it is not part of the shape. */
-function splitChunkDims(c: Cursor, dims: number[], version: number): { chunkShape: number[]; elementSize: number } {
+function splitChunkDims(c: Cursor, dims: number[]): { chunkShape: number[]; elementSize: number } {
   if (dims.length < 2) throw c.error(`chunked layout with ${dims.length} dimensions`);
   const chunkShape = dims.slice(0, -1);
   if (chunkShape.some((d) => d === 0)) throw c.error(`chunk dimension of 0 in ${JSON.stringify(chunkShape)}`);
-  void version;
   return { chunkShape, elementSize: dims[dims.length - 1] };
 }
 
@@ -50,7 +49,7 @@ function decodeV1V2(c: Cursor, version: number): Layout {
     return { kind: "contiguous", address: address!, size };
   }
   if (cls === 2) {
-    const { chunkShape, elementSize } = splitChunkDims(c, dims, version);
+    const { chunkShape, elementSize } = splitChunkDims(c, dims);
     return {
       kind: "chunked",
       chunkShape,
@@ -67,7 +66,7 @@ function decodeChunkedV3(c: Cursor): Layout {
   const address = c.offset();
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) dims.push(c.u32());
-  const { chunkShape, elementSize } = splitChunkDims(c, dims, 3);
+  const { chunkShape, elementSize } = splitChunkDims(c, dims);
   return { kind: "chunked", chunkShape, elementSize, layoutVersion: 3, index: { type: "btree-v1", address } };
 }
 
@@ -78,7 +77,7 @@ function decodeChunkedV4(c: Cursor, version: number): Layout {
   if (width < 1 || width > 8) throw c.error(`chunk dimension width of ${width} bytes`);
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) dims.push(c.uint(width));
-  const { chunkShape, elementSize } = splitChunkDims(c, dims, version);
+  const { chunkShape, elementSize } = splitChunkDims(c, dims);
   const indexType = c.u8();
   let index: ChunkIndexInfo;
   switch (indexType) {
