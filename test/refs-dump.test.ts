@@ -54,9 +54,11 @@ describe("activestore dump", () => {
     await run("dump", join(FIXTURES, file), path, "-o", out);
     const entry = manifest.files[file].find((e) => e.path === path)!;
     const ours = decodeNpy(new Uint8Array(readFileSync(out)));
-    expect(ours.shape).toEqual(entry.shape);
-    expectSameValues(npyToList(readFileSync(out)), valuesOf(FIXTURES, file, entry), `${file}${path}`);
-    const theirs = decodeNpy(new Uint8Array(readFileSync(join(FIXTURES, "values", file, entry.values!))));
+    // netCDF-C's extent along an unlimited dimension where it differs from h5py's.
+    expect(ours.shape).toEqual(entry.ncShape ?? entry.shape);
+    const expectedFile = join(FIXTURES, "values", file, entry.ncValues ?? entry.values!);
+    expectSameValues(npyToList(readFileSync(out)), npyToList(readFileSync(expectedFile)), `${file}${path}`);
+    const theirs = decodeNpy(new Uint8Array(readFileSync(expectedFile)));
     if (theirs.descr === ours.descr) {
       // Same dtype and byte order: the data part is byte for byte what NumPy saved.
       expect(Buffer.compare(Buffer.from(ours.data), Buffer.from(theirs.data))).toBe(0);

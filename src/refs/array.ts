@@ -30,6 +30,8 @@ export interface ArrayBuildContext {
   isNetcdf: boolean;
   /** `_ARRAY_DIMENSIONS`, when known. */
   dimensions?: string[];
+  /** The array's shape when it differs from the dataspace (netCDF unlimited dimensions). */
+  shape?: number[];
   filtersToCodecs: FiltersToCodecs;
   /** The stored chunks of a chunked dataset. */
   chunks: (dataset: Dataset) => Promise<ChunkEntry[]>;
@@ -44,7 +46,7 @@ export interface ArrayBuildContext {
  */
 export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): Promise<Record<string, Reference>> {
   const where = dataset.path;
-  const shape = dataset.shape;
+  const shape = dataset.shape === null ? null : (ac.shape ?? dataset.shape);
   if (shape === null) {
     throw new UnsupportedFeatureError("null dataspace (an empty dataset with no shape)", where, "it holds no data");
   }

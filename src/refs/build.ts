@@ -4,6 +4,9 @@
  * (dtype, fill value, codecs, dimension names, attributes) is mapped here and in the modules beside
  * this one; the output reads with zarrita and with fsspec's ReferenceFileSystem + zarr/xarray.
  *
+ * In netCDF-4 files, variables along an unlimited dimension take the dimension's length, as
+ * netCDF-C and xarray show them (h5py shows the shorter HDF5 extent); the rest reads as fill.
+ *
  * Datasets that cannot be represented (compound, references, opaque, virtual, filtered vlen...) are
  * never dropped silently: they are listed in `warnings` of the result and as a `.zattrs` entry
  * `_activestore_skipped` of the root (so consumers of the JSON alone see them too), or, with
@@ -16,7 +19,7 @@ import type { ByteSource, FileContext } from "../hdf5/io.js";
 import type { ChunkEntry, Dataset, Group, Node } from "../hdf5/model.js";
 import { arrayReferences, type FiltersToCodecs } from "./array.js";
 import { attributesToJson } from "./attributes.js";
-import { resolveDimensions } from "./dimensions.js";
+import { netcdfExtents, resolveDimensions } from "./dimensions.js";
 import { toJson } from "./json.js";
 import { filtersToCodecs } from "./filters.js";
 import { openByteSource } from "./source.js";
@@ -88,6 +91,7 @@ export async function buildFromReader(
   const url = options.url ?? ctx.source.name;
   const isNetcdf = looksLikeNetcdf(root);
   const dims = resolveDimensions(root);
+  const extents = isNetcdf ? netcdfExtents(root, dims.names) : new Map<string, number[]>();
   const warnings: BuildWarning[] = [];
   const refs: Record<string, Reference> = {};
 
@@ -134,6 +138,7 @@ export async function buildFromReader(
           inlineThreshold: options.inlineThreshold ?? 500,
           isNetcdf,
           dimensions: dims.names.get(d.path),
+          shape: extents.get(d.path),
           filtersToCodecs,
           chunks: async (ds) => chunkLists.get(ds) ?? readChunks(ds),
           onChunk,

@@ -156,3 +156,31 @@ function text(a: Attribute | undefined): string | undefined {
   if (v instanceof Uint8Array) return new TextDecoder().decode(v).replace(/\0+$/, "");
   return undefined;
 }
+
+/**
+ * netCDF-C shows a variable along an unlimited dimension with the dimension's length (the longest
+ * variable along it), reading the fill value past the variable's own extent; xarray needs the same
+ * to line variables up. Returns the extended shapes that differ from the HDF5 ones. Dimensions are
+ * matched by name, which is exact within a group and approximate across groups.
+ */
+export function netcdfExtents(root: Group, names: Map<string, string[]>): Map<string, number[]> {
+  const datasets: Dataset[] = [];
+  collect(root, datasets);
+  const unlimited = (d: Dataset, i: number) => d.maxShape?.[i] === null;
+  const longest = new Map<string, number>();
+  for (const d of datasets) {
+    const dims = names.get(d.path);
+    if (!dims || !d.shape) continue;
+    d.shape.forEach((n, i) => {
+      if (unlimited(d, i)) longest.set(dims[i], Math.max(longest.get(dims[i]) ?? 0, n));
+    });
+  }
+  const out = new Map<string, number[]>();
+  for (const d of datasets) {
+    const dims = names.get(d.path);
+    if (!dims || !d.shape) continue;
+    const shape = d.shape.map((n, i) => (unlimited(d, i) ? Math.max(n, longest.get(dims[i]) ?? n) : n));
+    if (shape.some((n, i) => n !== d.shape![i])) out.set(d.path, shape);
+  }
+  return out;
+}
