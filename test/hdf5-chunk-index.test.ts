@@ -22,6 +22,7 @@ import {
   readBTree2Header,
   readBTree2Records,
 } from "../src/hdf5/btree2.js";
+import { readGroupBTree1 } from "../src/hdf5/btree1.js";
 import { readChunkIndex } from "../src/hdf5/chunk-index/index.js";
 import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
 import { CachedSource, FileContext, lookup3 } from "../src/hdf5/io.js";
@@ -221,6 +222,26 @@ describe("deep trees and many blocks, written by h5wasm (HDF5 2.0)", () => {
     expect(chunks.length).toBe(c.shape.reduce((a, b) => a * b, 1));
     expect(new Set(chunks.map((e) => e.coords.join())).size).toBe(chunks.length);
     expectChunksHoldValues(`${label}/${name}`, bytes, chunks, c.shape, c.chunks, values.get(name)!, "compression" in c);
+  });
+});
+
+describe("v1 B-tree group nodes (type 0) of old-style groups (h5py earliest.h5)", () => {
+  const names = JSON.parse(readFileSync(join(fixtures, "groups.json"), "utf8")) as Record<string, { links: string[] }>;
+
+  it.each(["/", "/old_style"])("%s: symbol table nodes in order hold every link h5py lists", async (path) => {
+    const bytes = new Uint8Array(await readFile(join(fixtures, "earliest.h5")));
+    const file = await openHdf5(memorySource(bytes));
+    const node = await file.get(path);
+    if (node?.kind !== "group") throw new Error(`${path} is not a group`);
+    const { symbolTable } = await new ObjectReader(file.context).object(node.address);
+    const nodes = await readGroupBTree1(file.context, symbolTable!.btreeAddress);
+    let symbols = 0;
+    for (const snod of nodes) {
+      expect(new TextDecoder().decode(bytes.subarray(snod, snod + 4))).toBe("SNOD");
+      symbols += new DataView(bytes.buffer).getUint16(snod + 6, true);
+    }
+    expect(symbols).toBe(names[`earliest.h5${path}`].links.length);
+    if (path === "/old_style") expect(bytes[symbolTable!.btreeAddress + 5]).toBeGreaterThanOrEqual(1); // root level
   });
 });
 
