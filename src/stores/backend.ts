@@ -8,8 +8,8 @@ import type { ObjectInfo } from "./types.js";
 /** A byte range to read: `length` omitted means "to the end", `suffixLength` the last N bytes. */
 export type ByteRange = { offset: number; length?: number } | { suffixLength: number };
 
-/** Runs one request under the store's retry policy. */
-export type Retrier = <T>(request: () => Promise<T>) => Promise<T>;
+/** Runs one request under the store's retry policy; `signal` carries the attempt's timeout. */
+export type Retrier = <T>(request: (signal?: AbortSignal) => Promise<T>) => Promise<T>;
 
 export interface StoredObject {
   /** Exactly the stored bytes of the object or range (already checked against Content-Length). */

@@ -117,7 +117,7 @@ export class ObjectStore implements Store {
     const p = normalizeKey(prefix);
     return this.backend.list(p, {
       signal: opts.signal,
-      retry: (request) => this.attempt("list", p, opts.signal, () => request()),
+      retry: (request) => this.attempt("list", p, opts.signal, (signal) => request(signal)),
     });
   }
 

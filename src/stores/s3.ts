@@ -339,7 +339,7 @@ export class S3Backend implements Backend {
     const where = { store: this.url, key: prefix, operation: "list" };
     let token: string | undefined;
     do {
-      const page = await options.retry(async () => {
+      const page = await options.retry(async (signal) => {
         try {
           return await this.client.send(
             new ListObjectsV2Command({
@@ -348,10 +348,10 @@ export class S3Backend implements Backend {
               MaxKeys: this.pageSize,
               ContinuationToken: token,
             }),
-            { abortSignal: options.signal },
+            { abortSignal: signal ?? options.signal },
           );
         } catch (error) {
-          throw s3Error(error, where, options.signal);
+          throw s3Error(error, where, signal ?? options.signal);
         }
       });
       for (const object of page.Contents ?? []) {
