@@ -179,7 +179,7 @@ describe("HttpStore against misbehaving or special servers", () => {
     }
   });
 
-  test("a 206 for a different range than requested is refused, not returned", async () => {
+  test("a 206 for a different range (or for no range) is refused, not returned", async () => {
     const s = await scripted((req, res) => {
       res.writeHead(206, { "Content-Range": "bytes 0-3/10", "Content-Length": 4 });
       res.end("0123");
@@ -187,6 +187,7 @@ describe("HttpStore against misbehaving or special servers", () => {
     const store = new HttpStore(s.url, { retry });
     try {
       await expect(store.getRange("k", { offset: 4, length: 4 })).rejects.toThrow(/refusing bytes/);
+      await expect(store.get("k")).rejects.toThrow(/refusing a part as the whole/);
     } finally {
       await store.close();
       await s.stop();

@@ -191,6 +191,12 @@ export class HttpBackend implements Backend {
         return { data: new Uint8Array(0) };
       }
       if (statusCode !== 200 && statusCode !== 206) throw statusError(statusCode, where, await excerpt(body));
+      if (statusCode === 206 && !range) {
+        throw new StoreError("206 Partial Content for a request without Range; refusing a part as the whole", {
+          ...where,
+          status: 206,
+        });
+      }
       const encoding = header(headers, "content-encoding");
       const contentEncoding = encoding && encoding !== "identity" ? encoding : undefined;
       const data =
