@@ -9,8 +9,12 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { register as registerCat } from "./commands/cat.js";
 import { register as registerCp } from "./commands/cp.js";
+import { register as registerDemo } from "./commands/demo.js";
 import { register as registerDu } from "./commands/du.js";
+import { register as registerDump } from "./commands/dump.js";
 import { register as registerLs } from "./commands/ls.js";
+import { register as registerReduce } from "./commands/reduce.js";
+import { register as registerRefs } from "./commands/refs.js";
 import { register as registerRm } from "./commands/rm.js";
 import { EXIT_USAGE, fail, isBrokenPipe } from "./errors.js";
 
@@ -53,7 +57,9 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`activestore: ${text.replace(/^error: /, "")}`),
     })
     .exitOverride();
-  for (const register of [registerLs, registerCat, registerCp, registerRm, registerDu]) register(program);
+  const commands = [registerLs, registerCat, registerCp, registerRm, registerDu];
+  commands.push(registerRefs, registerDump, registerReduce, registerDemo);
+  for (const register of commands) register(program);
   return program;
 }
 
