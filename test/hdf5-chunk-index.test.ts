@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Hdf5FormatError } from "../src/errors.js";
+import { Hdf5FormatError, UnsupportedFeatureError } from "../src/errors.js";
 import {
   decodeAttributeCreationOrderRecord,
   decodeAttributeNameRecord,
@@ -398,6 +398,17 @@ describe("damaged files fail with Hdf5FormatError", () => {
     const err = await readChunkIndex(ctx, d).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Hdf5FormatError);
     expect(String(err)).toMatch(/truncated/);
+  });
+
+  it("an index that contradicts the dataspace is a format error; a contiguous dataset has no index", async () => {
+    const file = await openHdf5(memorySource(latest));
+    const ea = await dataset(file, "/ea");
+    await expect(readChunkIndex(file.context, { ...ea, maxShape: [701, 200] })).rejects.toThrow(/exactly one/);
+    const fa = await dataset(file, "/fa");
+    await expect(readChunkIndex(file.context, { ...fa, maxShape: [null, 19] })).rejects.toBeInstanceOf(Hdf5FormatError);
+    await expect(readChunkIndex(file.context, { ...fa, shape: [20] })).rejects.toBeInstanceOf(Hdf5FormatError);
+    const contiguous: Dataset = { ...fa, layout: { kind: "contiguous", address: 0, size: 0 } };
+    await expect(readChunkIndex(file.context, contiguous)).rejects.toBeInstanceOf(UnsupportedFeatureError);
   });
 
   it("an aborted signal stops the read", async () => {

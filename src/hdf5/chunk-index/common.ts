@@ -3,7 +3,7 @@
  * size, the width of the "chunk size" field in filtered index entries, and the mapping between
  * a linear chunk index and chunk grid coordinates.
  */
-import { UnsupportedFeatureError } from "../../errors.js";
+import { Hdf5FormatError } from "../../errors.js";
 import type { Cursor } from "../io.js";
 import { UNDEFINED_ADDRESS } from "../io.js";
 import type { ChunkEntry, Dataset, Datatype } from "../model.js";
@@ -50,17 +50,17 @@ export function chunkGrid(extent: number[], chunkShape: number[]): number[] {
  * The extent an index is laid out over: the maximum dimensions when they are fixed (fixed array
  * and implicit indexes are sized for the maximum shape), else the current shape.
  */
-export function fixedExtent(dataset: Dataset, where: string): number[] {
+export function fixedExtent(dataset: Dataset): number[] {
   const shape = dataset.shape ?? [];
   const max = dataset.maxShape;
   if (max === null) return shape;
   return shape.map((n, d) => {
     const m = max[d];
     if (m === null) {
-      throw new UnsupportedFeatureError(
-        "unlimited dimension with a fixed-size chunk index",
-        where,
-        "the file's layout message and dataspace disagree; check the file with h5dump",
+      throw new Hdf5FormatError(
+        `dimension ${d} is unlimited, but the chunk index (fixed array or implicit) needs fixed dimensions`,
+        dataset.address,
+        `data layout message of ${dataset.path}`,
       );
     }
     return Math.max(n, m);

@@ -2,7 +2,7 @@
  * Chunk locations of a chunked dataset, from whichever index its layout message names.
  * Only index structures are read, never chunk data.
  */
-import { UnsupportedFeatureError } from "../../errors.js";
+import { Hdf5FormatError, UnsupportedFeatureError } from "../../errors.js";
 import type { FileContext } from "../io.js";
 import type { ChunkEntry, Dataset } from "../model.js";
 import { readBTree1Chunks } from "./btree1-chunks.js";
@@ -28,7 +28,7 @@ export interface ChunkIndexOptions {
 /**
  * Every stored chunk of `dataset`: grid coordinates, file offset, stored size and filter mask,
  * in the index's own order. Chunks never written are omitted. Non-chunked layouts yield an
- * UnsupportedFeatureError.
+ * UnsupportedFeatureError; an index inconsistent with the dataspace, an Hdf5FormatError.
  *
  * When the layout says partial edge chunks are stored unfiltered, those chunks get every
  * filter's bit set in `filterMask`: HDF5 itself records 0 there and decides from the geometry
@@ -64,10 +64,10 @@ async function readEntries(ctx: FileContext, dataset: Dataset, options: ChunkInd
   const { chunkShape, index } = layout;
   const rank = chunkShape.length;
   if ((dataset.shape?.length ?? 0) !== rank) {
-    throw new UnsupportedFeatureError(
+    throw new Hdf5FormatError(
       `chunk rank ${rank} for a dataspace of rank ${dataset.shape?.length ?? 0}`,
-      dataset.path,
-      "the layout and dataspace messages disagree; the file may be corrupt",
+      dataset.address,
+      `data layout message of ${dataset.path}`,
     );
   }
   const filtered = dataset.filters.length > 0;
@@ -85,12 +85,12 @@ async function readEntries(ctx: FileContext, dataset: Dataset, options: ChunkInd
       return readImplicitChunks(
         index.address,
         chunkGrid(dataset.shape ?? [], chunkShape),
-        chunkGrid(fixedExtent(dataset, dataset.path), chunkShape),
+        chunkGrid(fixedExtent(dataset), chunkShape),
         rawBytes(),
         signal,
       );
     case "fixed-array": {
-      const grid = chunkGrid(fixedExtent(dataset, dataset.path), chunkShape);
+      const grid = chunkGrid(fixedExtent(dataset), chunkShape);
       const total = grid.reduce((n, d) => n * d, 1);
       const reader = new ArrayElementReader(sizeWidth(), rawBytes(), (i) => coordsOf(i, grid));
       return readFixedArrayChunks(ctx, index.address, total, reader, signal);
@@ -114,10 +114,10 @@ function extensibleCoords(dataset: Dataset, chunkShape: number[]): (i: number) =
   const max = dataset.maxShape;
   const unlimited = max === null ? [] : max.flatMap((m, d) => (m === null ? [d] : []));
   if (unlimited.length !== 1) {
-    throw new UnsupportedFeatureError(
-      `extensible array index with ${unlimited.length} unlimited dimensions`,
-      dataset.path,
-      "HDF5 uses this index only for exactly one unlimited dimension; the file may be corrupt",
+    throw new Hdf5FormatError(
+      `extensible array index, but ${unlimited.length} unlimited dimensions (HDF5 uses it for exactly one)`,
+      dataset.address,
+      `data layout message of ${dataset.path}`,
     );
   }
   const u = unlimited[0];
