@@ -356,6 +356,7 @@ describe("urls through the store layer", () => {
     expectSameValues(Array.from(got.data), valuesOf(FIXTURES, "nc4.nc", entry), "memory://.../nc4.nc/tas");
     await bucket.delete("data/nc4.nc");
     await expect(store.get("/tas/0.0.0")).rejects.toThrow(ReferenceSetError);
+    await store.close();
   });
 });
 

@@ -88,12 +88,24 @@ function checkRefs(refs: Record<string, unknown>): Record<string, Reference> {
 
 export class ReferenceStore implements AsyncReadable {
   private readonly resolver: Resolver;
+  private readonly ownResolver?: { close(): Promise<void> };
 
   constructor(
     readonly references: References,
     options: ReferenceStoreOptions = {},
   ) {
-    this.resolver = options.resolver ?? localResolver(options.baseDir);
+    if (options.resolver) {
+      this.resolver = options.resolver;
+    } else {
+      const own = localResolver(options.baseDir);
+      this.resolver = own;
+      this.ownResolver = own;
+    }
+  }
+
+  /** Releases stores the default resolver opened (pooled connections); a given resolver is the caller's. */
+  async close(): Promise<void> {
+    await this.ownResolver?.close();
   }
 
   /** Reads and parses a reference JSON file from the local disk. */
@@ -174,11 +186,14 @@ function slice(bytes: Uint8Array, range: RangeQuery | undefined): Uint8Array {
   return bytes.subarray(r.offset, r.offset + r.length);
 }
 
-/** Local paths and file:// urls through node:fs; other urls through `openStore`. */
-export function localResolver(baseDir?: string): Resolver {
+/**
+ * Local paths and file:// urls through node:fs; other urls through `openStore`, one store per
+ * bucket or directory, released by `close()`.
+ */
+export function localResolver(baseDir?: string): Resolver & { close(): Promise<void> } {
   const store = new LocalFileTarget();
   const remote = new Map<string, Store>();
-  return (url: string) => {
+  const resolver = (url: string) => {
     if (url.startsWith("file://")) return { store, key: fileURLToPath(url) };
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
       const { storeUrl, key } = splitUrl(url);
@@ -188,6 +203,13 @@ export function localResolver(baseDir?: string): Resolver {
     }
     return { store, key: isAbsolute(url) || baseDir === undefined ? resolvePath(url) : resolvePath(baseDir, url) };
   };
+  return Object.assign(resolver, {
+    async close() {
+      const stores = [...remote.values()];
+      remote.clear();
+      await Promise.all(stores.map((s) => (s as Store & { close?: () => Promise<void> }).close?.()));
+    },
+  });
 }
 
 class LocalFileTarget implements TargetStore {

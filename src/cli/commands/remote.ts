@@ -5,13 +5,11 @@
 import { byteSourceFromStore, type ByteSource } from "../../hdf5/io.js";
 import type { Resolver, TargetStore } from "../../refs/reference-store.js";
 import { localResolver } from "../../refs/reference-store.js";
-import { localFileSource } from "../../refs/source.js";
+import { isLocalUrl, localFileSource } from "../../refs/source.js";
 import type { Store } from "../../stores/types.js";
 import { closeStore, openObject, type GlobalOptions } from "../stores.js";
 
-export function isLocal(url: string): boolean {
-  return url.startsWith("file://") || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
-}
+export const isLocal = isLocalUrl;
 
 /** A ByteSource for `url`, and a function releasing what it opened. */
 export async function openSource(url: string, options: GlobalOptions): Promise<{ source: ByteSource; close(): Promise<void> }> {
