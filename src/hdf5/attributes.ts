@@ -20,18 +20,17 @@ export async function readAttributes(
   if (info && hasDenseStorage(info) && info.nameIndexAddress !== UNDEFINED_ADDRESS) {
     const heap = await reader.fractalHeap(info.fractalHeapAddress);
     const records = await readBTree2Records(reader.ctx, info.nameIndexAddress, decodeAttributeNameRecord, { signal });
-    for (const record of records) {
-      const bytes = await heap.object(record.heapId, `dense attribute storage of the object at offset ${object.address}`);
-      const raw = { type: MessageType.attribute, flags: record.flags, bytes, address: heap.address };
-      bodies.push(await reader.resolve(raw));
-    }
+    // Requested together: on a remote store, heap blocks not yet cached arrive in parallel.
+    const dense = await Promise.all(
+      records.map(async (record) => {
+        const bytes = await heap.object(record.heapId, `dense attribute storage of the object at offset ${object.address}`);
+        return reader.resolve({ type: MessageType.attribute, flags: record.flags, bytes, address: heap.address });
+      }),
+    );
+    bodies.push(...dense);
   }
-  const out: Attribute[] = [];
-  for (const body of bodies) {
-    signal?.throwIfAborted();
-    out.push(await decodeOne(reader, body));
-  }
-  return out;
+  signal?.throwIfAborted();
+  return Promise.all(bodies.map((body) => decodeOne(reader, body)));
 }
 
 async function decodeOne(reader: ObjectReader, body: { bytes: Uint8Array; address: number }): Promise<Attribute> {

@@ -37,10 +37,10 @@ async function readDenseLinks(reader: ObjectReader, group: ObjectInfo, signal?: 
   } else {
     return [];
   }
-  const links: LinkMessage[] = [];
-  for (const id of ids) {
-    const bytes = await heap.object(id, `dense link storage of the group at offset ${group.address}`);
-    links.push(decodeLink(new Cursor(bytes, heap.address, "link message (dense)", reader.ctx.sizes, reader.ctx.source.name)));
-  }
-  return links;
+  return Promise.all(
+    ids.map(async (id) => {
+      const bytes = await heap.object(id, `dense link storage of the group at offset ${group.address}`);
+      return decodeLink(new Cursor(bytes, heap.address, "link message (dense)", reader.ctx.sizes, reader.ctx.source.name));
+    }),
+  );
 }

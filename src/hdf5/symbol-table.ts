@@ -4,7 +4,7 @@
  */
 import { readGroupBTree1 } from "./btree1.js";
 import { FileContext } from "./io.js";
-import { readLocalHeap } from "./local-heap.js";
+import { readLocalHeap, type LocalHeap } from "./local-heap.js";
 import type { LinkMessage } from "./messages/link.js";
 import type { SymbolTableMessage } from "./messages/link.js";
 import { readSymbolTableEntry } from "./superblock.js";
@@ -19,26 +19,28 @@ export async function readSymbolTableLinks(
     readGroupBTree1(ctx, table.btreeAddress, { signal }),
   ]);
   const entrySize = 2 * ctx.sizes.offsetSize + 24;
+  // A corrupt tree may list a node twice; its names would repeat.
+  const unique = [...new Set(nodes)];
+  const perNode = await Promise.all(unique.map((address) => readNode(ctx, address, heap, entrySize)));
+  return perNode.flat();
+}
+
+async function readNode(ctx: FileContext, address: number, heap: LocalHeap, entrySize: number): Promise<LinkMessage[]> {
+  const head = await ctx.cursor(address, 8, "symbol table node");
+  head.signature("SNOD");
+  const version = head.u8();
+  if (version !== 1) throw head.error(`unknown symbol table node version ${version}`, address);
+  head.skip(1);
+  const count = head.u16();
+  const c = await ctx.cursor(address + 8, count * entrySize, "symbol table node");
   const links: LinkMessage[] = [];
-  const seen = new Set<number>();
-  for (const address of nodes) {
-    if (seen.has(address)) continue; // a corrupt tree may list a node twice; names would repeat
-    seen.add(address);
-    const head = await ctx.cursor(address, 8, "symbol table node");
-    head.signature("SNOD");
-    const version = head.u8();
-    if (version !== 1) throw head.error(`unknown symbol table node version ${version}`, address);
-    head.skip(1);
-    const count = head.u16();
-    const c = await ctx.cursor(address + 8, count * entrySize, "symbol table node");
-    for (let i = 0; i < count; i++) {
-      const entry = readSymbolTableEntry(c);
-      const name = heap.string(entry.nameOffset);
-      if (entry.softLinkOffset !== undefined) {
-        links.push({ kind: "soft", name, target: heap.string(entry.softLinkOffset) });
-      } else {
-        links.push({ kind: "hard", name, address: entry.objectAddress });
-      }
+  for (let i = 0; i < count; i++) {
+    const entry = readSymbolTableEntry(c);
+    const name = heap.string(entry.nameOffset);
+    if (entry.softLinkOffset !== undefined) {
+      links.push({ kind: "soft", name, target: heap.string(entry.softLinkOffset) });
+    } else {
+      links.push({ kind: "hard", name, address: entry.objectAddress });
     }
   }
   return links;
