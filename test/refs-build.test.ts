@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as zarr from "zarrita";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ReferenceSetError } from "../src/errors.js";
+import { ActivestoreError, Hdf5FormatError, ReferenceSetError, UnsupportedFeatureError } from "../src/errors.js";
 import { buildReferencesWithWarnings, type BuildResult } from "../src/refs/build.js";
 import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js";
 import { toJson } from "../src/refs/json.js";
@@ -208,6 +208,29 @@ describe("buildReferences on h5py / netCDF-C fixtures", () => {
     const [lastDone, total] = seen[seen.length - 1];
     expect(lastDone).toBe(total);
     expect(total).toBeGreaterThan(49);
+  });
+
+  it("strict mode raises on the first dataset it cannot represent", async () => {
+    await expect(buildReferencesWithWarnings(join(FIXTURES, "h5_earliest.h5"), { strict: true })).rejects.toThrow(
+      UnsupportedFeatureError,
+    );
+  });
+
+  it("a truncated or non-HDF5 file is a typed error, never references", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "refs-bad-"));
+    try {
+      const bytes = readFileSync(join(FIXTURES, "h5_latest.h5"));
+      for (const cut of [100, 2000, 5000]) {
+        writeFileSync(join(dir, "cut.h5"), bytes.subarray(0, cut));
+        const error = await buildReferencesWithWarnings(join(dir, "cut.h5")).then(() => undefined, (e: unknown) => e);
+        expect(error, `cut at ${cut}`).toBeInstanceOf(ActivestoreError);
+      }
+      writeFileSync(join(dir, "text.h5"), "not an HDF5 file at all");
+      await expect(buildReferencesWithWarnings(join(dir, "text.h5"))).rejects.toThrow(Hdf5FormatError);
+      await expect(buildReferencesWithWarnings(join(dir, "missing.h5"))).rejects.toThrow(/ENOENT|no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("honours an aborted signal", async () => {
