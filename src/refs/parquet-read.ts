@@ -1,0 +1,199 @@
+/**
+ * Lazy reading of kerchunk's parquet reference layout (see parquet.ts): `.zmetadata` is read up
+ * front, each `refs.<i>.parq` only when a key in it is first asked for, and a few decoded files are
+ * kept (least recently used dropped first), so a set with millions of chunks costs the files a
+ * reader actually touches.
+ */
+import { parquetMetadata, parquetReadObjects } from "hyparquet";
+import { ReferenceSetError } from "../errors.js";
+import { openStore, type OpenStoreOptions } from "../stores/open.js";
+import { inlineValue } from "./inline.js";
+import { chunkNumber, gridOf, isMetadataKey } from "./parquet.js";
+import type { Reference, References } from "./types.js";
+
+/**
+ * A reference set looked up key by key: what ReferenceStore needs, whether the set is a JSON
+ * object in memory (`lookupOf`) or parquet files read on demand (`readParquetReferences`).
+ */
+export interface ReferenceLookup {
+  /** The reference of a key, or undefined when the set has none (a missing chunk). */
+  get(key: string): Promise<Reference | undefined>;
+  /** Every key the set holds. */
+  keys(): AsyncIterable<string>;
+}
+
+/** The lookup of an in-memory reference set (templates, if any, are left to the caller to expand). */
+export function lookupOf(references: References): ReferenceLookup {
+  return {
+    get: async (key) => references.refs[key],
+    keys: async function* () {
+      yield* Object.keys(references.refs);
+    },
+  };
+}
+
+/** The reads the parquet reader needs: whole objects by key (undefined when missing). */
+export interface KeyReader {
+  get(key: string, opts?: { signal?: AbortSignal }): Promise<Uint8Array | undefined>;
+}
+
+export interface ParquetReferenceOptions {
+  /** Store holding the directory; `url` is then the directory's key prefix in it ("" for its root). */
+  store?: KeyReader;
+  /** Store settings when `url` is opened with openStore. */
+  open?: OpenStoreOptions;
+  /** Decoded record files kept at once (default 4). */
+  cacheSize?: number;
+}
+
+export interface ParquetReferences extends ReferenceLookup {
+  readonly recordSize: number;
+  /** Metadata keys (`.zgroup`, `x/.zarray`, ...) and their JSON text. */
+  readonly metadata: ReadonlyMap<string, string>;
+  /** Record files read so far (a file read again after eviction counts again). */
+  readonly filesRead: number;
+}
+
+interface Record_ {
+  path: (string | null)[];
+  offset: bigint[];
+  size: bigint[];
+  raw: (Uint8Array | null)[];
+}
+
+/** Opens a parquet reference directory: reads `.zmetadata` now, record files when needed. */
+export async function readParquetReferences(url: string, options: ParquetReferenceOptions = {}): Promise<ParquetReferences> {
+  const store = options.store ?? openStore(url, options.open);
+  const prefix = options.store ? url.replace(/^\/+|\/+$/g, "") : "";
+  const where = (key: string) => (prefix ? `${prefix}/${key}` : key);
+  const bytes = await store.get(where(".zmetadata"));
+  if (bytes === undefined) throw new ReferenceSetError("no .zmetadata: not a parquet reference directory", ".zmetadata", url);
+  const reader = new ParquetReader(url, store, where, bytes, options.cacheSize ?? 4);
+  return reader;
+}
+
+class ParquetReader implements ParquetReferences {
+  readonly recordSize: number;
+  readonly metadata = new Map<string, string>();
+  private readonly grids = new Map<string, number[]>();
+  private readonly cache = new Map<string, Promise<Record_ | undefined>>();
+  filesRead = 0;
+
+  constructor(
+    private readonly url: string,
+    private readonly store: KeyReader,
+    private readonly where: (key: string) => string,
+    zmetadata: Uint8Array,
+    private readonly cacheSize: number,
+  ) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(zmetadata));
+    } catch (cause) {
+      throw new ReferenceSetError(".zmetadata is not valid JSON", ".zmetadata", url, { cause });
+    }
+    const { metadata, record_size: recordSize } = (parsed ?? {}) as { metadata?: unknown; record_size?: unknown };
+    if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
+      throw new ReferenceSetError('.zmetadata needs a "metadata" object', ".zmetadata", url);
+    }
+    if (!Number.isSafeInteger(recordSize) || (recordSize as number) < 1) {
+      throw new ReferenceSetError(`.zmetadata "record_size" must be a positive integer, got ${JSON.stringify(recordSize)}`, ".zmetadata", url);
+    }
+    this.recordSize = recordSize as number;
+    for (const [key, value] of Object.entries(metadata)) {
+      this.metadata.set(key, JSON.stringify(value));
+      if (key === ".zarray" || key.endsWith("/.zarray")) this.grids.set(key.slice(0, -".zarray".length).replace(/\/$/, ""), gridOf(value, key));
+    }
+  }
+
+  async get(key: string): Promise<Reference | undefined> {
+    const k = key.replace(/^\/+/, "");
+    const meta = this.metadata.get(k);
+    if (meta !== undefined) return meta;
+    if (isMetadataKey(k)) return undefined;
+    const slash = k.lastIndexOf("/");
+    const grid = slash < 0 ? undefined : this.grids.get(k.slice(0, slash));
+    if (grid === undefined) return undefined;
+    const n = chunkNumber(k.slice(slash + 1), grid);
+    if (n === undefined) return undefined;
+    const record = await this.record(k.slice(0, slash), Math.floor(n / this.recordSize));
+    return record && rowReference(record, n % this.recordSize, k, this.url);
+  }
+
+  async *keys(): AsyncIterable<string> {
+    yield* this.metadata.keys();
+    for (const [field, grid] of this.grids) {
+      const total = grid.reduce((a, b) => a * b, 1);
+      for (let record = 0; record * this.recordSize < total; record++) {
+        const rows = await this.record(field, record);
+        if (!rows) continue;
+        for (let row = 0; row < rows.path.length; row++) {
+          if (rows.path[row] === null && rows.raw[row] === null) continue;
+          yield `${field}/${chunkKey(record * this.recordSize + row, grid)}`;
+        }
+      }
+    }
+  }
+
+  /** A record file, decoded; undefined when it does not exist (all its chunks are missing). */
+  private record(field: string, record: number): Promise<Record_ | undefined> {
+    const key = `${field}/refs.${record}.parq`;
+    let pending = this.cache.get(key);
+    if (pending) {
+      this.cache.delete(key); // re-inserted below: most recently used last
+    } else {
+      pending = this.load(key);
+      pending.catch(() => this.cache.delete(key)); // a failure is not cached
+    }
+    this.cache.set(key, pending);
+    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    return pending;
+  }
+
+  private async load(key: string): Promise<Record_ | undefined> {
+    const bytes = await this.store.get(this.where(key));
+    if (bytes === undefined) return undefined;
+    this.filesRead++;
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    let rows: Record<string, unknown>[];
+    try {
+      const metadata = parquetMetadata(buffer);
+      rows = await parquetReadObjects({ file: buffer, metadata, columns: ["path", "offset", "size", "raw"], utf8: false });
+    } catch (cause) {
+      throw new ReferenceSetError(`not a readable reference parquet file: ${(cause as Error).message}`, key, this.url, { cause });
+    }
+    const out: Record_ = { path: [], offset: [], size: [], raw: [] };
+    for (const row of rows) {
+      out.path.push(typeof row.path === "string" ? row.path : row.path instanceof Uint8Array ? new TextDecoder().decode(row.path) : null);
+      out.offset.push(BigInt((row.offset as bigint | number | null) ?? 0));
+      out.size.push(BigInt((row.size as bigint | number | null) ?? 0));
+      out.raw.push(row.raw instanceof Uint8Array ? row.raw : typeof row.raw === "string" ? new TextEncoder().encode(row.raw) : null);
+    }
+    return out;
+  }
+}
+
+function rowReference(record: Record_, row: number, key: string, url: string): Reference | undefined {
+  if (row >= record.path.length) return undefined;
+  const raw = record.raw[row];
+  if (raw !== null) return inlineValue(raw);
+  const path = record.path[row];
+  if (path === null) return undefined;
+  const offset = record.offset[row];
+  const size = record.size[row];
+  if (offset === 0n && size === 0n) return [path];
+  if (offset < 0n || size < 0n || offset > BigInt(Number.MAX_SAFE_INTEGER) || size > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ReferenceSetError(`offset ${offset} / size ${size} out of range`, key, url);
+  }
+  return [path, Number(offset), Number(size)];
+}
+
+/** The chunk key of C-order chunk number `n` in `grid`. */
+function chunkKey(n: number, grid: readonly number[]): string {
+  const index = new Array<number>(grid.length);
+  for (let i = grid.length - 1; i >= 0; i--) {
+    index[i] = n % grid[i];
+    n = Math.floor(n / grid[i]);
+  }
+  return index.join(".");
+}
