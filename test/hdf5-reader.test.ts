@@ -26,7 +26,7 @@ interface ExpectedNode {
   dtype?: Json;
   layout?: string;
   chunks?: number[];
-  filters?: { id: number; optional: boolean; clientData: number[] }[];
+  filters?: { id: number; optional: boolean; clientData: number[]; name: string }[];
   fill?: { defined: string; allocTime: number; fillTime: number; value?: Json };
   contiguous?: { offset: number; size: number };
   target?: string;
@@ -148,7 +148,7 @@ async function compareFile(name: string, file: Hdf5File) {
     if (got.layout.kind === "contiguous" && w.contiguous) {
       expect({ path, offset: file.context.base + got.layout.address, size: got.layout.size }).toEqual({ path, ...w.contiguous });
     }
-    expect({ path, filters: got.filters.map(({ id, optional, clientData }) => ({ id, optional, clientData })) }).toEqual({
+    expect({ path, filters: got.filters.map(({ id, optional, clientData, name }) => ({ id, optional, clientData, name })) }).toEqual({
       path,
       filters: w.filters,
     });
