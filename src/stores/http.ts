@@ -86,32 +86,41 @@ class BodyFailed extends Error {
  * Reads a body keeping only bytes [start, end) of it, stopping as soon as `end` is reached, so a
  * range answered with the whole object never holds more than the range. `end` undefined: to EOF.
  */
-async function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let position = 0;
-  let kept = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: number): Promise<Uint8Array> {
+  // 'data' events rather than for-await: the async iterator costs ~2× on large bodies.
+  return new Promise((resolve, reject) => {
+    const parts: Uint8Array[] = [];
+    let position = 0;
+    let kept = 0;
+    const finish = () => {
+      body.off("data", onData);
+      body.off("end", finish);
+      if (parts.length === 1) return resolve(parts[0]);
+      const out = new Uint8Array(kept);
+      let offset = 0;
+      for (const part of parts) {
+        out.set(part, offset);
+        offset += part.length;
+      }
+      resolve(out);
+    };
+    const onData = (chunk: Buffer) => {
       const from = Math.max(start - position, 0);
       const to = end === undefined ? chunk.length : Math.min(end - position, chunk.length);
       if (to > from) {
-        parts.push(chunk.subarray(from, to));
+        parts.push(new Uint8Array(chunk.buffer, chunk.byteOffset + from, to - from));
         kept += to - from;
       }
       position += chunk.length;
-      if (end !== undefined && position >= end) break; // leaving the loop destroys the rest
-    }
-  } catch (error) {
-    throw new BodyFailed(position, error);
-  }
-  if (parts.length === 1) return new Uint8Array(parts[0].buffer, parts[0].byteOffset, parts[0].length);
-  const out = new Uint8Array(kept);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+      if (end !== undefined && position >= end) {
+        finish();
+        discard(body); // the rest is not needed
+      }
+    };
+    body.on("data", onData);
+    body.once("end", finish);
+    body.once("error", (error) => reject(new BodyFailed(position, error)));
+  });
 }
 
 export class HttpBackend implements Backend {
