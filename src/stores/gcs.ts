@@ -7,6 +7,8 @@
  * against the MD5 in `x-goog-hash` (composite objects have only a CRC32C and are not checked).
  */
 import { createHash } from "node:crypto";
+import { promisify } from "node:util";
+import { gunzip as gunzipCallback } from "node:zlib";
 import { IntegrityError, InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { GcsTransport, encodePart, headerValue, queryString, type Response, type TokenSource, type Where } from "./gcs-http.js";
@@ -41,6 +43,7 @@ export interface GcsStoreOptions extends StoreOptions {
 }
 
 const DEFAULT_CONCURRENCY = 32;
+const gunzip = promisify(gunzipCallback);
 
 interface ObjectResource {
   name: string;
@@ -142,8 +145,15 @@ export class GcsBackend implements Backend {
 
     let data = await this.http.bytes(res, where, signal);
     checkLength(data, res.headers["content-length"], where);
-    const encoding = headerValue(res, "content-encoding");
+    let encoding = headerValue(res, "content-encoding");
     const stored = headerValue(res, "x-goog-stored-content-encoding");
+    if (stored !== undefined && isIdentity(stored) && !isIdentity(encoding)) {
+      // Stored plain but compressed on the way (a front end honouring our Accept-Encoding): that is
+      // transport, not the object's encoding, so undo it here and hand on the stored bytes.
+      const storedLength = Number(headerValue(res, "x-goog-stored-content-length"));
+      data = await this.undoTransportGzip(data, encoding!, storedLength, where);
+      encoding = undefined;
+    }
     // Served decoded although stored encoded: something between us and GCS dropped Accept-Encoding.
     const transcoded = !isIdentity(stored) && isIdentity(encoding);
 
@@ -163,6 +173,19 @@ export class GcsBackend implements Backend {
       if (range) data = sliceRange(data, range);
     }
     return { data, contentEncoding: transcoded || isIdentity(encoding) ? undefined : encoding };
+  }
+
+  /** Decodes at most the object's stored size: a response cannot be larger than the object. */
+  private async undoTransportGzip(data: Uint8Array, encoding: string, limit: number, where: Where): Promise<Uint8Array> {
+    if (encoding.toLowerCase() !== "gzip") {
+      throw new StoreError(`response compressed with ${encoding}, which was not asked for`, where);
+    }
+    try {
+      const maxOutputLength = Number.isSafeInteger(limit) && limit >= 0 ? Math.max(1, limit) : undefined;
+      return new Uint8Array(await gunzip(data, maxOutputLength ? { maxOutputLength } : {}));
+    } catch (cause) {
+      throw new IntegrityError("gzip-compressed response does not decode", { ...where, cause });
+    }
   }
 
   /** A 206 must describe exactly the bytes we asked for, and carry that many. */

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 
 export interface GcsObject {
   name: string;
@@ -48,6 +48,11 @@ export interface GcsServerOptions {
   publicRead?: boolean;
   /** Decompressive transcoding like real GCS (default true). */
   transcode?: boolean;
+  /**
+   * Gzip plain objects on the way out when the client accepts gzip, as an HTTP front end may
+   * (default false). The stored encoding stays in `x-goog-stored-content-encoding: identity`.
+   */
+  compressResponses?: boolean;
   /** Send `x-goog-hash` on downloads (default true; real GCS always does). */
   sendHash?: boolean;
   /** Cap on bytes persisted per resumable PUT, to provoke 308s that persisted less than was sent. */
@@ -215,6 +220,10 @@ export async function startGcsServer(options: GcsServerOptions = {}): Promise<Gc
       status = 206;
       body = object.data.subarray(range.start, range.end + 1);
       headers["Content-Range"] = `bytes ${range.start}-${range.end}/${object.data.length}`;
+    }
+    if (options.compressResponses && !object.contentEncoding && acceptsGzip) {
+      body = gzipSync(body);
+      headers["Content-Encoding"] = "gzip";
     }
     headers["Content-Length"] = body.length;
     res.writeHead(status, headers);
