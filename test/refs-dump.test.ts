@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,6 +81,8 @@ describe("activestore dump", () => {
     await run("refs", join(FIXTURES, "nc4.nc"), "-o", json, "--inline-threshold", "0");
     const refs = parseReferences(readFileSync(json, "utf8"));
     expect(refs.refs["tas/.zarray"]).toBeDefined();
+    // A local input is referenced relative to the JSON, so the two can move together.
+    expect((refs.refs["tas/0.0.0"] as [string, number, number])[0]).toBe(relative(dir, join(FIXTURES, "nc4.nc")));
     const out = join(dir, "tas-from-json.npy");
     await run("dump", json, "tas", "-o", out);
     const entry = manifest.files["nc4.nc"].find((e) => e.path === "/tas")!;

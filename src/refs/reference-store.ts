@@ -5,7 +5,7 @@
  * never `undefined`, so a broken link is not mistaken for a fill-value chunk.
  */
 import { open, readFile } from "node:fs/promises";
-import { isAbsolute, resolve as resolvePath } from "node:path";
+import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
@@ -108,10 +108,10 @@ export class ReferenceStore implements AsyncReadable {
     await this.ownResolver?.close();
   }
 
-  /** Reads and parses a reference JSON file from the local disk. */
+  /** Reads a reference JSON file from the local disk; relative urls in it are relative to its directory. */
   static async fromFile(path: string, options: ReferenceStoreOptions = {}): Promise<ReferenceStore> {
     const text = await readFile(path, "utf8");
-    return new ReferenceStore(parseReferences(text), options);
+    return new ReferenceStore(parseReferences(text), { baseDir: dirname(resolvePath(path)), ...options });
   }
 
   async get(key: AbsolutePath, opts?: GetOptions): Promise<Uint8Array | undefined> {
