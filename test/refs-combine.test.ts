@@ -5,18 +5,22 @@
  * decoding). Each file's references are built here with buildReferences, combined, serialised to JSON
  * and read back through ReferenceStore + zarrita.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { Command } from "commander";
 import * as zarr from "zarrita";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { register } from "../src/cli/commands/combine.js";
 import { registerCodecs } from "../src/codecs/registry.js";
 import { ReferenceSetError, UnsupportedFeatureError } from "../src/errors.js";
 import { buildReferences } from "../src/refs/build.js";
 import { combineReferences, combineReferencesWithNotes, type CombineInput } from "../src/refs/combine.js";
 import { toJson } from "../src/refs/json.js";
 import { decodeNpy } from "../src/refs/npy.js";
+import { readParquetReferences } from "../src/refs/parquet-read.js";
 import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js";
-import type { References } from "../src/refs/types.js";
+import type { Reference, References } from "../src/refs/types.js";
 
 const HERE = join(process.cwd(), "test", "fixtures", "combine");
 
@@ -182,5 +186,62 @@ describe("combineReferences along a new dimension", () => {
     const numbers = inputs.map((i) => Number(/member_(\d+)/.exec(i.url!)![1]));
     const explicit = await combineReferences(inputs, { concatDims: ["member"], coords: { member: numbers } });
     expect(explicit).toEqual(byAttribute);
+  });
+});
+
+describe("activestore combine", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "combine-cli-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function run(...args: string[]): Promise<void> {
+    const program = new Command("activestore").exitOverride();
+    register(program);
+    await program.parseAsync(["combine", ...args], { from: "user" });
+  }
+
+  it("combines netCDF files directly into a JSON file", async () => {
+    const files = readdirSync(join(HERE, "quad")).map((f) => relative(process.cwd(), join(HERE, "quad", f)));
+    const out = join(dir, "quad.json");
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      await run(...files.reverse(), "-o", out, "--concat-dim", "time", "--identical-dims", "lat,lon");
+      expect(stderr.mock.calls.map((c) => String(c[0])).join("")).toMatch(/note: \.zattrs: attribute "history" differs in 7 of 8 inputs/);
+    } finally {
+      stderr.mockRestore();
+    }
+    await expectMatchesXarray(parseReferences(readFileSync(out, "utf8")), "quad");
+  });
+
+  it("combines reference JSON files along a new dimension into parquet, and to stdout", async () => {
+    const inputs = await inputsOf("ensemble");
+    const jsons = inputs.map((input) => {
+      const path = join(dir, `${/member_\d+/.exec(input.url!)![0]}.json`);
+      writeFileSync(path, JSON.stringify(input.refs));
+      return path;
+    });
+    const out = join(dir, "ensemble.parq");
+    const args = ["--concat-dim", "member", "--coord-pattern", "member_(\\d+)\\.json$", "--identical-dims", "lat,lon"];
+    await run(...jsons, "-o", out, "--format", "parquet", "--record-size", "3", ...args);
+    const lookup = await readParquetReferences(out);
+    const refs: Record<string, Reference> = {};
+    for await (const key of lookup.keys()) refs[key] = (await lookup.get(key))!;
+    await expectMatchesXarray({ version: 1, refs }, "ensemble");
+
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    try {
+      await run(...jsons, ...args);
+      await expectMatchesXarray(parseReferences(String(stdout.mock.calls[0][0])), "ensemble");
+    } finally {
+      stdout.mockRestore();
+    }
+  });
+
+  it("reports a combination that cannot be done", async () => {
+    const files = readdirSync(join(HERE, "ragged")).map((f) => join(HERE, "ragged", f));
+    await expect(run(...files, "--concat-dim", "time")).rejects.toThrow(/not a multiple of the chunk size/);
+    await expect(run(...files, "--concat-dim", "time", "--format", "parquet")).rejects.toThrow(/needs --output/);
   });
 });
