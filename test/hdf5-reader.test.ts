@@ -410,3 +410,26 @@ describe("HDF5 2.0 files written by h5wasm", () => {
     });
   }
 });
+
+describe("integer decoding", () => {
+  it("agrees with DataView/BigInt for every width, order and signedness", async () => {
+    const { integerFromBytes } = await import("../src/hdf5/messages/datatype.js");
+    let seed = 12345;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    for (let trial = 0; trial < 2000; trial++) {
+      const size = 1 + (trial % 8);
+      const bytes = new Uint8Array(size).map(() => next());
+      if (trial % 7 === 0) bytes.fill(trial % 2 ? 0xff : 0x80);
+      for (const littleEndian of [true, false]) {
+        for (const signed of [true, false]) {
+          let reference = 0n;
+          for (let i = 0; i < size; i++) reference = (reference << 8n) | BigInt(littleEndian ? bytes[size - 1 - i] : bytes[i]);
+          if (signed && reference >= 1n << BigInt(8 * size - 1)) reference -= 1n << BigInt(8 * size);
+          const got = integerFromBytes(bytes, littleEndian, signed);
+          const fits = reference >= -(2n ** 53n) && reference <= 2n ** 53n;
+          expect(got).toEqual(fits ? Number(reference) : reference);
+        }
+      }
+    }
+  });
+});

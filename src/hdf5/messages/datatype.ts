@@ -141,6 +141,13 @@ export function readInteger(
 }
 
 export function integerFromBytes(b: Uint8Array, littleEndian: boolean, signed: boolean): number | bigint {
+  if (b.length <= 6) {
+    // Fits a double exactly: no bigint needed (the common case, kept cheap).
+    let n = 0;
+    for (let i = 0; i < b.length; i++) n = n * 256 + (littleEndian ? b[b.length - 1 - i] : b[i]);
+    if (signed && b.length > 0 && n >= 2 ** (8 * b.length - 1)) n -= 2 ** (8 * b.length);
+    return n;
+  }
   let v = 0n;
   for (let i = 0; i < b.length; i++) {
     const byte = littleEndian ? b[b.length - 1 - i] : b[i];
