@@ -84,18 +84,27 @@ describe("batches", () => {
     const backend = new InstrumentedBackend();
     const store = new ObjectStore(backend, fast);
     for (let i = 0; i < 6; i++) await store.set(`k${i}`, bytes(`v${i}`));
-    // Later keys finish first.
-    backend.before = async (_op, key) => sleep(5 + (6 - Number(key.slice(1))) * 15);
-    backend.peak = 0;
+    // Each read waits for its gate; the test opens them in reverse order, one at a time, so the
+    // completion order is set by the test rather than by timers.
+    const gates = new Map<string, () => void>();
+    backend.before = (_op, key) => new Promise<void>((open) => gates.set(key, open));
     const progress: number[] = [];
+    const iterator = store
+      .getMany(["k0", "k1", "k2", "k3", "k4", "k5"], {
+        concurrency: 6,
+        onProgress: (p) => progress.push(p.done * 100 + (p.total ?? 0)),
+      })
+      [Symbol.asyncIterator]();
     const order: string[] = [];
-    for await (const { key, value } of store.getMany(["k0", "k1", "k2", "k3", "k4", "k5"], {
-      concurrency: 6,
-      onProgress: (p) => progress.push(p.done * 100 + (p.total ?? 0)),
-    })) {
-      order.push(key);
-      expect(new TextDecoder().decode(value)).toBe(`v${key.slice(1)}`);
+    for (let i = 5; i >= 0; i--) {
+      const next = iterator.next();
+      while (!gates.has(`k${i}`)) await sleep(1);
+      gates.get(`k${i}`)!();
+      const { value } = await next;
+      order.push(value!.key);
+      expect(new TextDecoder().decode(value!.value)).toBe(`v${value!.key.slice(1)}`);
     }
+    expect((await iterator.next()).done).toBe(true);
     expect(order).toEqual(["k5", "k4", "k3", "k2", "k1", "k0"]);
     expect(progress).toEqual([106, 206, 306, 406, 506, 606]);
 

@@ -137,6 +137,14 @@ describe("LocalStore atomic and conditional writes", () => {
     expect(await filesUnder(root)).toEqual(["same"]); // no temp files left behind
   });
 
+  test("with fsync the same atomic path is taken (the data is synced before the rename)", async () => {
+    const synced = new LocalStore(root, { fsync: true });
+    await synced.set("durable/k", bytes("on disk"));
+    await synced.set("durable/once", bytes("x"), { ifNoneMatch: "*" });
+    expect(text(await store.get("durable/k"))).toBe("on disk");
+    expect(await filesUnder(root)).toEqual(["durable/k", "durable/once"]);
+  });
+
   test("create-only writes: ConflictError when the key exists; exactly one racer wins", async () => {
     await store.set("once", bytes("first"), { ifNoneMatch: "*" });
     await expect(store.set("once", bytes("second"), { ifNoneMatch: "*" })).rejects.toThrow(ConflictError);
