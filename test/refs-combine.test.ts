@@ -123,6 +123,35 @@ function edited(input: CombineInput, key: string, edit: (meta: Record<string, un
   return { refs: { version: 1, refs }, url: input.url };
 }
 
+describe("combineReferences inputs", () => {
+  it("without a coordinate variable, concatenates in the order given", async () => {
+    const ordered = [...daily].sort((a, b) => a.url!.localeCompare(b.url!));
+    const stripped = ordered.map((input) => ({
+      url: input.url,
+      refs: { version: 1 as const, refs: Object.fromEntries(Object.entries(input.refs.refs).filter(([k]) => !k.startsWith("time/"))) },
+    }));
+    const combined = await combineReferences(stripped, { concatDims: ["time"] });
+    expect(combined.refs["time/.zarray"]).toBeUndefined();
+    const store = new ReferenceStore(combined);
+    const tas = await zarr.get(await zarr.open.v2(zarr.root(store).resolve("tas"), { kind: "array" }));
+    const want = decodeNpy(new Uint8Array(readFileSync(join(HERE, "expected", "daily", "tas.npy"))));
+    const data = tas.data as Float32Array;
+    expect(Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(Buffer.from(want.data))).toBe(true);
+  });
+
+  it("expands each input's templates, so inputs with different templates combine", async () => {
+    const templated = daily.slice(0, 3).map((input, i) => {
+      const refs = Object.fromEntries(
+        Object.entries(input.refs.refs).map(([k, v]) => [k, typeof v === "string" ? v : ([`{{f${i}}}`, ...v.slice(1)] as typeof v)]),
+      );
+      return { url: input.url, refs: { version: 1 as const, refs, templates: { [`f${i}`]: input.url! } } };
+    });
+    const plain = await combineReferences(daily.slice(0, 3), { concatDims: ["time"] });
+    const expanded = await combineReferences(templated, { concatDims: ["time"] });
+    expect(expanded).toEqual(plain);
+  });
+});
+
 describe("combineReferences mismatches are errors naming the input and the array", () => {
   const cases: [string, string, (m: Record<string, unknown>) => void, RegExp][] = [
     ["dtype", "tas/.zarray", (m) => (m.dtype = "<f8"), /dtype "<f8" differs from "<f4"/],
