@@ -136,8 +136,25 @@ function reduceNumber(
   const min = p.min as Float64Array;
   const max = p.max as Float64Array;
   const nan = p.nan;
-  const isMissing = (v: number) => v === m0 || v < lo || v > hi || (rest.length > 0 && rest.includes(v));
+  const more = rest.length > 0;
+  const fold = new Float64Array(5);
+  const isMissing = (v: number) => v === m0 || v < lo || v > hi || (more && rest.includes(v));
   runs.forEach((off, stride, n, o, ostride) => {
+    if (ostride === 0) {
+      // The run collapses into one output element (whole-array and most axis reductions): fold it
+      // in a top-level function whose state is all locals, then write once.
+      foldRun(data, off, stride, n, m0, lo, hi, skipNaN, more ? rest : null, fold);
+      count[o] += fold[0];
+      if (fold[4]) {
+        nan[o] = 1;
+        sum[o] = NaN;
+      } else {
+        sum[o] += fold[1];
+      }
+      if (fold[2] < min[o]) min[o] = fold[2];
+      if (fold[3] > max[o]) max[o] = fold[3];
+      return;
+    }
     for (let j = 0; j < n; j++, off += stride, o += ostride) {
       const v = data[off];
       if (v !== v) {
@@ -158,6 +175,17 @@ function reduceNumber(
   if (!p.m2) return;
   const m2 = p.m2;
   runs.forEach((off, stride, n, o, ostride) => {
+    if (ostride === 0) {
+      const mean = sum[o] / count[o];
+      let acc = 0;
+      for (let j = 0; j < n; j++, off += stride) {
+        const v = data[off];
+        if (v !== v || isMissing(v)) continue;
+        acc += (v - mean) * (v - mean);
+      }
+      m2[o] += acc;
+      return;
+    }
     for (let j = 0; j < n; j++, off += stride, o += ostride) {
       const v = data[off];
       if (v !== v || isMissing(v)) continue;
@@ -165,6 +193,48 @@ function reduceNumber(
       m2[o] += d * d;
     }
   });
+}
+
+type FloatLike = Exclude<NumericArray, BigInt64Array | BigUint64Array>;
+
+/** Folds one run into `out` = [count, sum, min, max, sawNaN]. Kept free of closures for speed. */
+function foldRun(
+  data: FloatLike,
+  off: number,
+  stride: number,
+  n: number,
+  m0: number,
+  lo: number,
+  hi: number,
+  skipNaN: boolean,
+  rest: number[] | null,
+  out: Float64Array,
+): void {
+  let c = 0;
+  let s = 0;
+  let lowest = Infinity;
+  let highest = -Infinity;
+  let sawNaN = 0;
+  for (let j = 0; j < n; j++, off += stride) {
+    const v = data[off];
+    if (v !== v) {
+      if (!skipNaN) {
+        sawNaN = 1;
+        c++;
+      }
+      continue;
+    }
+    if (v === m0 || v < lo || v > hi || (rest !== null && rest.includes(v))) continue;
+    c++;
+    s += v;
+    if (v < lowest) lowest = v;
+    if (v > highest) highest = v;
+  }
+  out[0] = c;
+  out[1] = s;
+  out[2] = lowest;
+  out[3] = highest;
+  out[4] = sawNaN;
 }
 
 function reduceBigint(data: BigInt64Array | BigUint64Array, runs: Runs, p: Partials, rules: MissingRules): void {
