@@ -3,7 +3,7 @@
  * region references) lives. Collections are read whole once and cached per file context.
  */
 import { Hdf5FormatError } from "../errors.js";
-import { FileContext } from "./io.js";
+import { Cursor, FileContext } from "./io.js";
 import { memo } from "./memo.js";
 
 /** An ID stored in a vlen element or region reference: collection address + object index. */
@@ -24,7 +24,9 @@ async function readCollection(ctx: FileContext, address: number): Promise<Collec
   head.skip(3);
   const size = head.length();
   if (size < head.pos) throw head.error(`collection size ${size} smaller than its header`, address);
-  const c = await ctx.cursor(address, size, "global heap collection");
+  const read = await ctx.cursor(address, size, "global heap collection");
+  // Collections stay cached; copy them so they do not pin the block cache's buffers.
+  const c = new Cursor(read.bytes.slice(), address, read.structure, read.sizes, read.sourceName);
   // The collection header, each object header and each object's data are padded to 8 bytes.
   const align8 = (n: number) => Math.ceil(n / 8) * 8;
   c.seek(Math.min(align8(head.pos), c.bytes.length));

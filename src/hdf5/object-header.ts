@@ -98,7 +98,7 @@ async function readV1(ctx: FileContext, address: number): Promise<ObjectHeader> 
         throw chunk.error(`message of type ${type} claims ${msgSize} bytes, ${chunk.remaining} left`);
       }
       const msgAddress = chunk.address;
-      const bytes = chunk.take(msgSize);
+      const bytes = chunk.take(msgSize).slice(); // own copy: a view would pin the cache block
       collect(ctx, messages, pending, { type, flags, bytes, address: msgAddress });
     }
   }
@@ -160,7 +160,8 @@ function readV2Messages(
       throw c.error(`message of type ${type} claims ${size} bytes, ${end - c.pos} left in chunk`);
     }
     const address = c.address;
-    collect(ctx, messages, pending, { type, flags, bytes: c.take(size), address, creationOrder });
+    // Own copy: parsed headers are cached, and a view would pin the whole cache block.
+    collect(ctx, messages, pending, { type, flags, bytes: c.take(size).slice(), address, creationOrder });
   }
 }
 
