@@ -285,6 +285,7 @@ export class HttpBackend implements Backend {
     }
     const size = contentLength === undefined ? undefined : Number(contentLength);
     if ("suffixLength" in range) {
+      // Where the last N bytes start is only known at EOF, so this case buffers the whole body.
       const data = await collect(body);
       checkLength(data, contentLength, where);
       return data.subarray(Math.max(0, data.length - range.suffixLength));
@@ -378,7 +379,6 @@ export class HttpBackend implements Backend {
     };
   }
 
-  // eslint-disable-next-line require-yield
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     throw new UnsupportedFeatureError(
       "listing",
