@@ -1,0 +1,54 @@
+/**
+ * activestore: chunked N-d scientific data on object stores.
+ *
+ * One pipeline: stores (bytes by key and range) → HDF5 reader (metadata only) → kerchunk
+ * references → reference store (a zarrita store) → chunk plan → chunk kernel → partials → result,
+ * locally or on an active-storage server. Everything a user imports comes from here.
+ */
+
+// Errors
+export * from "./errors.js";
+
+// Stores
+export * from "./stores/index.js";
+
+// HDF5 reader (metadata only)
+export { openHdf5, Hdf5File, type OpenOptions as Hdf5OpenOptions } from "./hdf5/file.js";
+export { byteSourceFromStore, type ByteSource } from "./hdf5/io.js";
+export { readChunkIndex, type ChunkIndexOptions } from "./hdf5/chunk-index/index.js";
+export type {
+  Attribute,
+  ChunkEntry,
+  Dataset,
+  Datatype,
+  Filter,
+  Group,
+  Layout,
+  Link,
+  Node as Hdf5Node,
+} from "./hdf5/model.js";
+
+// References (kerchunk)
+export { buildReferences, buildReferencesWithWarnings, type BuildOptions } from "./refs/build.js";
+export { parseReferences, ReferenceStore, type ReferenceStoreOptions } from "./refs/reference-store.js";
+export type { Reference, References } from "./refs/types.js";
+export { filtersToCodecs, HDF5_FILTER } from "./refs/filters.js";
+export { encodeNpy, decodeNpy, type NpyArray } from "./refs/npy.js";
+
+// Codecs
+export {
+  assertCodecsSupported,
+  CODEC_IDS,
+  loadCodecChain,
+  registerCodecs,
+  type CodecChain,
+} from "./codecs/index.js";
+
+// Active reductions
+export { Active, type ActiveOptions, type StatisticOptions } from "./active/active.js";
+export { openActive, storeResolver, type ActiveSource, type OpenActiveOptions } from "./active/source.js";
+export type { ReductionResult, Statistic } from "./active/result.js";
+export { combinePartials, type Partials } from "./active/partials.js";
+export { reduceChunk, type MissingRules } from "./active/kernel.js";
+export { parseSelection, type Selection } from "./active/selection.js";
+export { missingRules, packing } from "./active/cf.js";
