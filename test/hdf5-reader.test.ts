@@ -433,3 +433,44 @@ describe("integer decoding", () => {
     }
   });
 });
+
+describe("HDF5 reader over HTTP", () => {
+  it("walks a netCDF-4 file's metadata in a few range requests to a real server", async () => {
+    const { createServer } = await import("node:http");
+    const { HttpStore } = await import("../src/stores/http.js");
+    const { byteSourceFromStore } = await import("../src/hdf5/io.js");
+    const body = readFileSync(pathOf("corpus/pyfive_issue23_B.nc"));
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+      seen.push(`${req.method} ${req.headers.range ?? "-"}`);
+      if (req.method === "HEAD") {
+        res.writeHead(200, { "content-length": body.length, "accept-ranges": "bytes" }).end();
+      } else if (range) {
+        const start = Number(range[1]);
+        const end = Math.min(Number(range[2]), body.length - 1);
+        res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${body.length}` });
+        res.end(body.subarray(start, end + 1));
+      } else {
+        res.writeHead(200, { "content-length": body.length }).end(body);
+      }
+    });
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const store = new HttpStore(`http://127.0.0.1:${port}/`);
+      const file = await openHdf5(byteSourceFromStore(store, "data.nc"), { blockSize: 8192, readAhead: 1 });
+      const root = await file.root();
+      expect(root.children.map((c) => c.name).sort()).toEqual(
+        Object.keys(expected["corpus/pyfive_issue23_B.nc"].nodes).filter((p) => p !== "/").map((p) => p.slice(1)).sort(),
+      );
+      const gets = seen.filter((s) => s.startsWith("GET"));
+      console.log(`pyfive_issue23_B.nc over HTTP: ${gets.length} range GETs (${file.context.source.bytesRead} of ${body.length} bytes), ${seen.length - gets.length} other requests`);
+      expect(gets.every((s) => s.includes("bytes="))).toBe(true);
+      expect(gets.length).toBe(file.context.source.requests);
+      expect(gets.length).toBeLessThanOrEqual(8);
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
