@@ -13,6 +13,7 @@ import { fillValueFor } from "./fill.js";
 import { inlineValue } from "./inline.js";
 import { toJson } from "./json.js";
 import type { CodecConfig, Reference, ZarrayMetadata } from "./types.js";
+import { unfilter } from "./unfilter.js";
 import { decodeVlenStrings, vlenElementSize } from "./vlen.js";
 
 /** Bounds for decoded-and-inlined vlen string arrays (a lying dataspace must not exhaust memory). */
@@ -61,9 +62,13 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
   // zarr cannot divide by a zero chunk length, so empty dimensions get chunks of 1.
   const chunks = layout.kind === "chunked" ? layout.chunkShape : shape.map((s) => Math.max(1, s));
   let filters: CodecConfig[] | null = null;
+  // Vlen chunks are decoded here (heap references → strings), so their own filters are undone here.
+  let vlenCodecs: CodecConfig[] = [];
   if (vlen) {
     if (layout.kind === "chunked" && dataset.filters.length > 0) {
-      throw new UnsupportedFeatureError("filtered variable-length strings", where, "rewrite the dataset unfiltered");
+      // The filtered bytes are fixed-size heap references; HDF5 may record no shuffle element size.
+      const stored: Datatype = { class: "opaque", size: itemSize, tag: "vlen heap reference" };
+      vlenCodecs = ac.filtersToCodecs(dataset.filters, stored, chunks, where);
     }
     filters = [{ id: "vlen-utf8" }];
     // Vlen chunks are decoded and inlined whole, so their size must be sane before anything is allocated.
@@ -134,7 +139,12 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
     const k = key(entry.coords);
     written.add(k);
     if (vlen) {
-      refs[k] = inlineValue(await decodeVlenStrings(ac.ctx, await read(entry.offset, entry.size), chunkElements));
+      let stored = await read(entry.offset, entry.size);
+      if (vlenCodecs.length > 0) {
+        const mask = effectiveMask(entry, dataset, shape, chunks);
+        stored = await unfilter(stored, vlenCodecs, mask, chunkElements * itemSize, `${where} chunk ${k}`);
+      }
+      refs[k] = inlineValue(await decodeVlenStrings(ac.ctx, stored, chunkElements));
     } else {
       const mask = effectiveMask(entry, dataset, shape, chunks);
       if (mask !== 0) {
