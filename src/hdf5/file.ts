@@ -1,6 +1,12 @@
 /**
  * Entry point of the HDF5 reader: `openHdf5(source)` reads the superblock through a block cache,
  * and the returned `Hdf5File` walks the object tree lazily — only metadata bytes are ever read.
+ *
+ *   const file = await openHdf5(byteSourceFromStore(store, "tas.nc"));
+ *   const tas = await file.get("/tas");            // Dataset: shape, type, filters, fill, layout, attributes
+ *   const chunks = await file.chunks(tas as Dataset); // where each chunk's bytes are
+ *
+ * Group children come in creation order when the group tracks it, else in name order.
  */
 import { Hdf5FormatError } from "../errors.js";
 import { readAttributes } from "./attributes.js";
@@ -31,7 +37,8 @@ export async function openHdf5(source: ByteSource, options: OpenOptions = {}): P
   options.signal?.throwIfAborted();
   const cached = new CachedSource(source, options);
   const superblock = await readSuperblock(cached);
-  const ctx = new FileContext(cached, superblock, superblock.base);
+  const { offsetSize, lengthSize } = superblock;
+  const ctx = new FileContext(cached, { offsetSize, lengthSize }, superblock.base);
   const reader = new ObjectReader(ctx);
   await reader.loadSharedMessageTable(superblock.extensionAddress);
   return new Hdf5File(ctx, reader, superblock.version, superblock.rootAddress, options.signal);
