@@ -4,6 +4,7 @@
  * yielded in completion order. Nothing new starts while the consumer is not pulling, so memory stays
  * bounded by concurrency × item size. The first failure aborts the rest and is rethrown.
  */
+import { setMaxListeners } from "node:events";
 import type { Batch, BatchItem, BatchProgress } from "./types.js";
 
 export interface BatchRunOptions {
@@ -46,6 +47,9 @@ export function runBatch<I, V>(
   async function* run(): AsyncGenerator<BatchItem<V>> {
     options.signal?.throwIfAborted();
     const controller = new AbortController();
+    // Every operation in flight listens on this one signal (undici does when store timeouts are
+    // off); more than 10 is by design, not a leak, so Node must not warn about it.
+    setMaxListeners(0, controller.signal);
     const onAbort = () => controller.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const input = iteratorOf(source);
