@@ -22,6 +22,9 @@ import { measure, measureCommand, type Measurement } from "./lib/measure.js";
 import { startBenchNginx } from "./lib/nginx.js";
 import { renderGroups, type Group } from "./lib/report.js";
 
+// The AWS SDK's "Node < 22" notice is noise in a benchmark's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
