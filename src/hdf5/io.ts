@@ -48,7 +48,7 @@ export function byteSourceFromStore(store: RangeReadable, key: string, name = ke
 const utf8 = new TextDecoder();
 
 /** No single metadata structure is this large; a bigger request means a corrupt length field. */
-const MAX_READ = 1 << 30;
+const MAX_READ = 256 * 1024 * 1024;
 
 export interface BlockCacheOptions {
   /** Size of one cached block; reads are rounded out to block boundaries. Default 64 KiB. */
