@@ -17,6 +17,8 @@ import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js"
 import { toJson } from "../src/refs/json.js";
 import { registerCodecs } from "../src/codecs/registry.js";
 import type { Attribute, AttributeValue, Dataset, Datatype, Group } from "../src/hdf5/model.js";
+import { CachedSource, FileContext } from "../src/hdf5/io.js";
+import { arrayReferences } from "../src/refs/array.js";
 import { attributesToJson } from "../src/refs/attributes.js";
 import { resolveDimensions } from "../src/refs/dimensions.js";
 import { toZarrDtype } from "../src/refs/dtype.js";
@@ -521,6 +523,30 @@ describe("mapping rules on hand-built models", () => {
     expect(dims.names.get("/g/p")).toEqual(["phony_dim_3", "phony_dim_4"]);
     expect(dims.names.get("/g/q")).toEqual(["phony_dim_5"]);
     expect(dims.names.get("/r")).toEqual(["phony_dim_6"]);
+  });
+
+  it("storage shorter than the dataspace is an Hdf5FormatError, not a reference that fails later", async () => {
+    const bytes = new Uint8Array(64);
+    const source = { name: "mem", read: async (o: number, n: number) => bytes.subarray(o, o + n), size: async () => 64 };
+    const ctx = new FileContext(new CachedSource(source), { offsetSize: 8, lengthSize: 8 });
+    const dataset = (layout: Dataset["layout"]): Dataset => ({
+      kind: "dataset",
+      path: "/d",
+      name: "d",
+      address: 1,
+      attributes: [],
+      shape: [10],
+      maxShape: [10],
+      type: int(4),
+      filters: [],
+      fill: {},
+      layout,
+    });
+    const ac = { ctx, url: "mem", inlineThreshold: 0, isNetcdf: false, filtersToCodecs: () => [], chunks: async () => [] };
+    await expect(arrayReferences(dataset({ kind: "contiguous", address: 8, size: 36 }), ac)).rejects.toThrow(Hdf5FormatError);
+    await expect(arrayReferences(dataset({ kind: "compact", data: new Uint8Array(8) }), ac)).rejects.toThrow(/compact storage of 8 bytes/);
+    const refs = await arrayReferences(dataset({ kind: "contiguous", address: 8, size: 40 }), ac);
+    expect(refs["d/0"]).toEqual(["mem", 8, 40]);
   });
 
   it("inlines text as text and binary as base64, and reads both back", () => {

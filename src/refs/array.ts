@@ -4,7 +4,7 @@
  * data, vlen strings, chunks that skipped filters) inlined.
  */
 import { deflateSync } from "node:zlib";
-import { UnsupportedFeatureError } from "../errors.js";
+import { Hdf5FormatError, UnsupportedFeatureError } from "../errors.js";
 import { UNDEFINED_ADDRESS, type FileContext } from "../hdf5/io.js";
 import type { ChunkEntry, Dataset, Datatype, Filter } from "../hdf5/model.js";
 import { attributesToJson, type JsonValue } from "./attributes.js";
@@ -108,6 +108,19 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
   const read = (offset: number, length: number) => ac.ctx.source.read(ac.ctx.base + offset, length, `chunk of ${where}`);
   const chunkElements = chunks.reduce((a, b) => a * b, 1);
   const zeros = shape.map(() => 0);
+
+  // Storage shorter than the dataspace is corrupt; a reference to it would only fail later, far away.
+  const storedBytes = layout.kind === "compact" ? layout.data.length : layout.kind === "contiguous" ? layout.size : undefined;
+  const hasStorage = layout.kind === "compact" || (layout.kind === "contiguous" && layout.address !== UNDEFINED_ADDRESS && layout.size > 0);
+  if (hasStorage && storedBytes !== undefined && storedBytes < elements * itemSize) {
+    const at = layout.kind === "contiguous" ? layout.address : 0;
+    throw new Hdf5FormatError(
+      `${layout.kind} storage of ${storedBytes} bytes is smaller than the ${elements * itemSize} bytes the dataspace needs`,
+      at,
+      `data of ${where}`,
+      { source: ac.ctx.source.name },
+    );
+  }
 
   if (layout.kind === "compact") {
     refs[key(zeros)] = inlineValue(vlen ? await decodeVlenStrings(ac.ctx, layout.data, elements) : layout.data);
