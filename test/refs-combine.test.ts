@@ -160,6 +160,7 @@ describe("combineReferences mismatches are errors naming the input and the array
     ["codec", "tas/.zarray", (m) => (m.filters = [{ id: "zlib", level: 4 }]), /codecs \(filters\)/],
     ["dimensions", "tas/.zattrs", (m) => (m._ARRAY_DIMENSIONS = ["time", "y", "x"]), /dimensions \["time","y","x"\]/],
     ["units", "tas/.zattrs", (m) => (m.units = "degC"), /attribute "units" "degC" differs from "K"/],
+    ["dtype of an array taken once", "orog/.zarray", (m) => (m.dtype = "<i4"), /reference "orog\/\.zarray".*dtype "<i4" differs from "<f4"/],
     ["coordinate units", "time/.zattrs", (m) => (m.units = "hours since 2000-01-01"), /coordinate attribute "units"/],
   ];
   for (const [what, key, edit, message] of cases) {

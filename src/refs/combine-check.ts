@@ -71,6 +71,11 @@ export async function checkIdentical(
   const path = array.path;
   if (!same(array.dims, like.dims)) throw mismatch(input, path, "dimensions", array.dims, like.dims, ref);
   if (!same(array.zarray.shape, like.zarray.shape)) throw mismatch(input, path, "shape", array.zarray.shape, like.zarray.shape, ref);
+  // Codecs and chunking may differ (the first input's references are kept); what the values are may not.
+  if (array.zarray.dtype !== like.zarray.dtype) throw mismatch(input, path, "dtype", array.zarray.dtype, like.zarray.dtype, ref);
+  if (!same(array.zarray.fill_value, like.zarray.fill_value)) {
+    throw mismatch(input, path, "fill value", array.zarray.fill_value, like.zarray.fill_value, ref);
+  }
   if (sameChunks(array.chunks, like.chunks) && same(array.zarray, like.zarray)) return;
   let want = cache.get(path);
   if (!want) cache.set(path, (want = (await reader.read(ref, path)).bytes));

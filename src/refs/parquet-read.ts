@@ -4,7 +4,7 @@
  * kept (least recently used dropped first), so a set with millions of chunks costs the files a
  * reader actually touches.
  */
-import { parquetMetadata, parquetReadObjects } from "hyparquet";
+import { parquetMetadata, parquetRead } from "hyparquet";
 import { ReferenceSetError } from "../errors.js";
 import { openStore, type OpenStoreOptions } from "../stores/open.js";
 import { inlineValue } from "./inline.js";
@@ -154,22 +154,41 @@ class ParquetReader implements ParquetReferences {
     const bytes = await this.store.get(this.where(key));
     if (bytes === undefined) return undefined;
     this.filesRead++;
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    let rows: Record<string, unknown>[];
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     try {
-      const metadata = parquetMetadata(buffer);
-      rows = await parquetReadObjects({ file: buffer, metadata, columns: ["path", "offset", "size", "raw"], utf8: false });
+      const metadata = parquetMetadata(file);
+      const rows = Number(metadata.num_rows);
+      // A file claiming more rows than a record holds is not ours; do not size arrays by it.
+      if (!Number.isSafeInteger(rows) || rows < 0 || rows > this.recordSize) {
+        throw new Error(`${metadata.num_rows} rows, but a record holds at most ${this.recordSize}`);
+      }
+      const out: Record_ = {
+        path: new Array<string | null>(rows).fill(null),
+        offset: new Array<bigint>(rows).fill(0n),
+        size: new Array<bigint>(rows).fill(0n),
+        raw: new Array<Uint8Array | null>(rows).fill(null),
+      };
+      const decoder = new TextDecoder();
+      await parquetRead({
+        file,
+        metadata,
+        columns: ["path", "offset", "size", "raw"],
+        utf8: false,
+        onChunk: ({ columnName, columnData, rowStart, rowEnd }) => {
+          const end = Math.min(rowEnd, rows);
+          for (let row = Math.max(rowStart, 0); row < end; row++) {
+            const v: unknown = columnData[row - rowStart];
+            if (columnName === "path") out.path[row] = typeof v === "string" ? v : v instanceof Uint8Array ? decoder.decode(v) : null;
+            else if (columnName === "raw") out.raw[row] = v instanceof Uint8Array ? v : typeof v === "string" ? new TextEncoder().encode(v) : null;
+            else if (columnName === "offset") out.offset[row] = BigInt((v as bigint | number | null) ?? 0);
+            else if (columnName === "size") out.size[row] = BigInt((v as bigint | number | null) ?? 0);
+          }
+        },
+      });
+      return out;
     } catch (cause) {
       throw new ReferenceSetError(`not a readable reference parquet file: ${(cause as Error).message}`, key, this.url, { cause });
     }
-    const out: Record_ = { path: [], offset: [], size: [], raw: [] };
-    for (const row of rows) {
-      out.path.push(typeof row.path === "string" ? row.path : row.path instanceof Uint8Array ? new TextDecoder().decode(row.path) : null);
-      out.offset.push(BigInt((row.offset as bigint | number | null) ?? 0));
-      out.size.push(BigInt((row.size as bigint | number | null) ?? 0));
-      out.raw.push(row.raw instanceof Uint8Array ? row.raw : typeof row.raw === "string" ? new TextEncoder().encode(row.raw) : null);
-    }
-    return out;
   }
 }
 

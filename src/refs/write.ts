@@ -59,13 +59,13 @@ export async function writeReferences(references: References, url: string, optio
 
 /** Version-1 JSON text of a reference set, keys in a stable order (see `compareKeys`). */
 export function referencesJson(references: References): string {
-  const keys = Object.keys(references.refs).sort(compareKeys);
-  const refs = Object.fromEntries(keys.map((k) => [k, references.refs[k]]));
-  const out: Record<string, unknown> = { version: 1 };
-  if (references.templates && Object.keys(references.templates).length > 0) out.templates = references.templates;
-  if (references.gen && references.gen.length > 0) out.gen = references.gen;
-  out.refs = refs;
-  return toJson(out);
+  const head: Record<string, unknown> = { version: 1 };
+  if (references.templates && Object.keys(references.templates).length > 0) head.templates = references.templates;
+  if (references.gen && references.gen.length > 0) head.gen = references.gen;
+  // Reference values are strings and safe integers, which JSON.stringify writes exactly; only the
+  // head goes through toJson. Built piece by piece because sets run to millions of keys.
+  const parts = sortKeys(Object.keys(references.refs)).map((k) => `${JSON.stringify(k)}:${JSON.stringify(references.refs[k])}`);
+  return `${toJson(head).slice(0, -1)},"refs":{${parts.join(",")}}}`;
 }
 
 /**
@@ -73,20 +73,37 @@ export function referencesJson(references: References): string {
  * chunk index compared number by number (`x/2.0` before `x/10.0`).
  */
 export function compareKeys(a: string, b: string): number {
-  const [ownerA, leafA] = split(a);
-  const [ownerB, leafB] = split(b);
-  if (ownerA !== ownerB) return ownerA < ownerB ? -1 : 1;
-  const metaA = leafA.startsWith(".");
-  const metaB = leafB.startsWith(".");
-  if (metaA !== metaB) return metaA ? -1 : 1;
-  const partsA = leafA.split(".");
-  const partsB = leafB.split(".");
-  for (let i = 0; i < Math.min(partsA.length, partsB.length); i++) {
-    const numeric = /^\d+$/.test(partsA[i]) && /^\d+$/.test(partsB[i]);
-    const diff = numeric ? Number(partsA[i]) - Number(partsB[i]) : partsA[i] < partsB[i] ? -1 : partsA[i] > partsB[i] ? 1 : 0;
-    if (diff !== 0) return diff;
+  return compareSortKeys(sortKey(a), sortKey(b));
+}
+
+interface SortKey {
+  owner: string;
+  meta: boolean;
+  parts: (string | number)[];
+}
+
+function sortKeys(keys: string[]): string[] {
+  const decorated = keys.map((key) => ({ key, sort: sortKey(key) }));
+  decorated.sort((a, b) => compareSortKeys(a.sort, b.sort));
+  return decorated.map((d) => d.key);
+}
+
+function sortKey(key: string): SortKey {
+  const [owner, leaf] = split(key);
+  return { owner, meta: leaf.startsWith("."), parts: leaf.split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p)) };
+}
+
+function compareSortKeys(a: SortKey, b: SortKey): number {
+  if (a.owner !== b.owner) return a.owner < b.owner ? -1 : 1;
+  if (a.meta !== b.meta) return a.meta ? -1 : 1;
+  for (let i = 0; i < Math.min(a.parts.length, b.parts.length); i++) {
+    const x = a.parts[i];
+    const y = b.parts[i];
+    if (x === y) continue;
+    if (typeof x === "number" && typeof y === "number") return x - y;
+    return String(x) < String(y) ? -1 : 1;
   }
-  return partsA.length - partsB.length;
+  return a.parts.length - b.parts.length;
 }
 
 function split(key: string): [string, string] {
