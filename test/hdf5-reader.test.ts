@@ -67,6 +67,8 @@ function describeType(t: Datatype): Json {
       return { compound: t.members.map((m) => [m.name, describeType(m.type), m.offset]), itemsize: t.size };
     case "array":
       return { array: describeType(t.base), shape: t.dims };
+    case "bitfield": // h5py reads bitfields as unsigned integers
+      return `${order(t.littleEndian, t.size)}u${t.size}`;
     case "opaque":
       return `|V${t.size}`;
     case "reference":
