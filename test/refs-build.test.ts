@@ -547,6 +547,9 @@ describe("mapping rules on hand-built models", () => {
     await expect(arrayReferences(dataset({ kind: "compact", data: new Uint8Array(8) }), ac)).rejects.toThrow(/compact storage of 8 bytes/);
     const refs = await arrayReferences(dataset({ kind: "contiguous", address: 8, size: 40 }), ac);
     expect(refs["d/0"]).toEqual(["mem", 8, 40]);
+    const chunked = dataset({ kind: "chunked", chunkShape: [5], index: { type: "btree-v1", address: 0 } });
+    const entry = { coords: [1], offset: 8, size: 12, filterMask: 0 };
+    await expect(arrayReferences(chunked, { ...ac, chunks: async () => [entry] })).rejects.toThrow(/chunk d\/1 is 12 bytes/);
   });
 
   it("inlines text as text and binary as base64, and reads both back", () => {

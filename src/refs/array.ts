@@ -151,6 +151,14 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
     if (entry.coords.some((c, i) => c >= grid[i])) continue;
     const k = key(entry.coords);
     written.add(k);
+    if (dataset.filters.length === 0 && entry.size !== chunkElements * itemSize) {
+      throw new Hdf5FormatError(
+        `unfiltered chunk ${k} is ${entry.size} bytes, the chunk shape needs ${chunkElements * itemSize}`,
+        entry.offset,
+        `chunk of ${where}`,
+        { source: ac.ctx.source.name },
+      );
+    }
     if (vlen) {
       let stored = await read(entry.offset, entry.size);
       if (vlenCodecs.length > 0) {
