@@ -7,6 +7,7 @@
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
  *     --types node --rootDir . --outDir node_modules/.cache/bench bench/stores.ts
  *   node --expose-gc node_modules/.cache/bench/bench/stores.js [--quick] [--small N] [--large N]
+ *     [--concurrency 32] [--repeat 1]
  */
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { spawnSync } from "node:child_process";
@@ -31,8 +32,10 @@ const { values: flags } = parseArgs({
     small: { type: "string" },
     large: { type: "string" },
     concurrency: { type: "string", default: "32" },
+    repeat: { type: "string", default: "1" },
   },
 });
+const repeat = Math.max(1, Number(flags.repeat));
 const concurrency = Number(flags.concurrency);
 const smallCount = Number(flags.small ?? (flags.quick ? 300 : 3000));
 const largeCount = Number(flags.large ?? (flags.quick ? 3 : 12));
@@ -148,6 +151,37 @@ function environment(): string {
   ].join("\n");
 }
 
+interface Cases {
+  ours: () => Promise<Measurement>;
+  loop?: () => Promise<Measurement>;
+  rclone?: () => Promise<Measurement>;
+}
+
+/** The run with the median wall time: one slow outlier on a shared machine does not decide. */
+function median(runs: Measurement[]): Measurement {
+  return [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(runs.length / 2)];
+}
+
+/** Runs the cases `repeat` times, interleaved so drifting background load hits each alike. */
+async function runGroup(title: string, cases: Cases, note?: string): Promise<Group> {
+  const runs: Record<keyof Cases, Measurement[]> = { ours: [], loop: [], rclone: [] };
+  for (let i = 0; i < repeat; i++) {
+    for (const role of ["ours", "loop", "rclone"] as const) {
+      const run = cases[role];
+      if (run) runs[role].push(await run());
+    }
+  }
+  const group: Group = {
+    title,
+    ours: median(runs.ours),
+    loop: runs.loop.length ? median(runs.loop) : undefined,
+    rclone: runs.rclone.length ? median(runs.rclone) : undefined,
+    note,
+  };
+  log(group);
+  return group;
+}
+
 // ---- the run ----
 
 async function main(): Promise<void> {
@@ -167,22 +201,25 @@ async function main(): Promise<void> {
     await warmUp(http, datasets[0]);
     for (const d of datasets) {
       const title = `HttpStore (nginx) · read · ${describe(d)}`;
-      groups.push({
-        title,
-        ours: await batchedRead(http, d, "getMany"),
-        loop: await loopRead(http, d, "get loop"),
-        rclone: await rcloneDownload(d, `:http:${d.name}`, {}, ["--http-url", nginx.url], scratch, "rclone copy"),
-      });
-      log(groups.at(-1)!);
+      groups.push(
+        await runGroup(title, {
+          ours: () => batchedRead(http, d, "getMany"),
+          loop: () => loopRead(http, d, "get loop"),
+          rclone: () => rcloneDownload(d, `:http:${d.name}`, {}, ["--http-url", nginx.url], scratch, "rclone copy"),
+        }),
+      );
     }
     for (const d of datasets) {
-      groups.push({
-        title: `HttpStore (nginx) · write · ${describe(d)}`,
-        ours: await batchedWrite(http, d, "put-", "setMany"),
-        loop: await loopWrite(http, d, "loop-", "set loop"),
-        note: "no rclone baseline: its HTTP remote is read-only and Debian's nginx lacks PROPFIND for the WebDAV remote",
-      });
-      log(groups.at(-1)!);
+      groups.push(
+        await runGroup(
+          `HttpStore (nginx) · write · ${describe(d)}`,
+          {
+            ours: () => batchedWrite(http, d, "put-", "setMany"),
+            loop: () => loopWrite(http, d, "loop-", "set loop"),
+          },
+          "no rclone baseline: its HTTP remote is read-only, and Debian's nginx has no PROPFIND for its WebDAV remote",
+        ),
+      );
     }
     await http.close();
 
@@ -206,28 +243,29 @@ async function main(): Promise<void> {
     };
     await warmUp(s3, datasets[0]);
     for (const d of datasets) {
-      groups.push({
-        title: `S3Store (s3rver) · write · ${describe(d)}`,
-        ours: await batchedWrite(s3, d, "", "setMany"),
-        loop: await loopWrite(s3, d, "loop-", "set loop"),
-        rclone: await measureCommand(
-          "rclone copy",
-          "rclone",
-          [...rcloneArgs(join(www, d.name), `s3:bench/rclone-${d.name}`), "--s3-no-check-bucket"],
-          rcloneEnv,
-          { objects: d.keys.length, bytes: d.bytes },
-        ),
-      });
-      log(groups.at(-1)!);
+      groups.push(
+        await runGroup(`S3Store (s3rver) · write · ${describe(d)}`, {
+          ours: () => batchedWrite(s3, d, "", "setMany"),
+          loop: () => loopWrite(s3, d, "loop-", "set loop"),
+          rclone: () =>
+            measureCommand(
+              "rclone copy",
+              "rclone",
+              [...rcloneArgs(join(www, d.name), `s3:bench/rclone-${d.name}`), "--s3-no-check-bucket"],
+              rcloneEnv,
+              { objects: d.keys.length, bytes: d.bytes },
+            ),
+        }),
+      );
     }
     for (const d of datasets) {
-      groups.push({
-        title: `S3Store (s3rver) · read · ${describe(d)}`,
-        ours: await batchedRead(s3, d, "getMany"),
-        loop: await loopRead(s3, d, "get loop"),
-        rclone: await rcloneDownload(d, `s3:bench/${d.name}`, rcloneEnv, [], scratch, "rclone copy"),
-      });
-      log(groups.at(-1)!);
+      groups.push(
+        await runGroup(`S3Store (s3rver) · read · ${describe(d)}`, {
+          ours: () => batchedRead(s3, d, "getMany"),
+          loop: () => loopRead(s3, d, "get loop"),
+          rclone: () => rcloneDownload(d, `s3:bench/${d.name}`, rcloneEnv, [], scratch, "rclone copy"),
+        }),
+      );
     }
     await s3.close();
   } finally {
@@ -237,7 +275,9 @@ async function main(): Promise<void> {
     await rm(scratch, { recursive: true, force: true });
   }
   console.log(`${header}\nload average at end: ${loadavg().map((n) => n.toFixed(1)).join(" ")}`);
-  console.log(`concurrency ${concurrency} (ours, and rclone --transfers/--checkers)\n`);
+  console.log(
+    `concurrency ${concurrency} (ours, and rclone --transfers/--checkers); each case run ${repeat}×, median shown\n`,
+  );
   console.log(renderGroups(groups));
 }
 
@@ -245,7 +285,9 @@ function log(g: Group): void {
   const parts = [g.ours, g.loop, g.rclone].filter((m): m is Measurement => m !== undefined);
   console.error(
     `${g.title}: ` +
-      parts.map((m) => `${m.label} ${m.megabytesPerSecond.toFixed(1)} MB/s ${m.objectsPerSecond.toFixed(0)} obj/s`).join(", "),
+      parts
+        .map((m) => `${m.label} ${m.megabytesPerSecond.toFixed(1)} MB/s ${m.cpuSeconds.toFixed(2)} CPU s`)
+        .join(", "),
   );
 }
 

@@ -1,29 +1,40 @@
 /**
- * Timing and memory for one benchmark case: wall time, objects/s, MB/s (10^6 bytes) and peak RSS.
- * Our own cases run in this process, so RSS is sampled here; rclone runs as a child and its peak is
- * the kernel's high-water mark (VmHWM) read from /proc while it runs.
+ * Timing, CPU and memory for one benchmark case: wall time, objects/s, MB/s (10^6 bytes), client
+ * CPU seconds and peak RSS. The machine is shared, so wall time is noisy; client CPU seconds (user +
+ * system of the process doing the transfer, servers excluded) say what each client costs whatever
+ * else is running. Our cases run in this process (RSS sampled here); rclone runs under
+ * /usr/bin/time, which reports its CPU time and maximum RSS exactly.
  */
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export interface Measurement {
   label: string;
   objects: number;
   bytes: number;
   seconds: number;
+  cpuSeconds: number;
   objectsPerSecond: number;
   megabytesPerSecond: number;
   peakRssMiB: number;
 }
 
-function summarize(label: string, objects: number, bytes: number, seconds: number, peakRss: number): Measurement {
+function summarize(
+  label: string,
+  moved: { objects: number; bytes: number },
+  seconds: number,
+  cpuSeconds: number,
+  peakRss: number,
+): Measurement {
   return {
     label,
-    objects,
-    bytes,
+    ...moved,
     seconds,
-    objectsPerSecond: objects / seconds,
-    megabytesPerSecond: bytes / 1e6 / seconds,
+    cpuSeconds,
+    objectsPerSecond: moved.objects / seconds,
+    megabytesPerSecond: moved.bytes / 1e6 / seconds,
     peakRssMiB: peakRss / 2 ** 20,
   };
 }
@@ -39,28 +50,20 @@ export async function measure(
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage.rss());
   }, 10);
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   try {
-    const { objects, bytes } = await work();
+    const moved = await work();
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const used = process.cpuUsage(cpu);
     peak = Math.max(peak, process.memoryUsage.rss());
-    return summarize(label, objects, bytes, seconds, peak);
+    return summarize(label, moved, seconds, (used.user + used.system) / 1e6, peak);
   } finally {
     clearInterval(sampler);
   }
 }
 
-async function highWaterMark(pid: number): Promise<number | undefined> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    const match = /VmHWM:\s+(\d+) kB/.exec(status);
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined; // already gone
-  }
-}
-
-/** Runs a command to completion; fails with its stderr when it exits non-zero. */
+/** Runs a command to completion under /usr/bin/time; fails with its stderr when it exits non-zero. */
 export async function measureCommand(
   label: string,
   command: string,
@@ -69,21 +72,29 @@ export async function measureCommand(
   env: Record<string, string | undefined>,
   moved: { objects: number; bytes: number },
 ): Promise<Measurement> {
-  const start = process.hrtime.bigint();
+  const dir = await mkdtemp(join(tmpdir(), "bench-time-"));
+  const report = join(dir, "time.txt");
   const merged: Record<string, string | undefined> = { ...process.env, ...env };
   for (const name of Object.keys(merged)) if (merged[name] === undefined) delete merged[name];
-  const child = spawn(command, args, { env: merged, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  let peak = 0;
-  const sampler = setInterval(() => {
-    void highWaterMark(child.pid!).then((hwm) => (peak = Math.max(peak, hwm ?? 0)));
-  }, 10);
-  const code = await new Promise<number | null>((done, reject) => {
-    child.once("error", reject);
-    child.once("exit", (c) => done(c));
-  }).finally(() => clearInterval(sampler));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}: ${stderr.trim()}`);
-  return summarize(label, moved.objects, moved.bytes, seconds, peak);
+  try {
+    const start = process.hrtime.bigint();
+    const child = spawn("/usr/bin/time", ["-o", report, "-f", "%U %S %M", command, ...args], {
+      env: merged,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done, reject) => {
+      child.once("error", reject);
+      child.once("exit", (c) => done(c));
+    });
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}: ${stderr.trim()}`);
+    // Last line: "<user s> <system s> <max RSS KiB>".
+    const last = (await readFile(report, "utf8")).trim().split("\n").at(-1) ?? "";
+    const [user, system, rssKiB] = last.split(" ").map(Number);
+    return summarize(label, moved, seconds, user + system, rssKiB * 1024);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
