@@ -106,6 +106,18 @@ describe("activestore dump", () => {
     await usage("::0");
   });
 
+  it("float16 reads where Float16Array exists, and says why it cannot elsewhere", async () => {
+    const out = join(dir, "f2.npy");
+    const run16 = run("dump", join(FIXTURES, "h5_latest.h5"), "dtypes/f2", "-o", out);
+    if (!("Float16Array" in globalThis)) {
+      await expect(run16).rejects.toThrow(/float16.*Float16Array/);
+      return;
+    }
+    await run16;
+    const entry = manifest.files["h5_latest.h5"].find((e) => e.path === "/dtypes/f2")!;
+    expectSameValues(npyToList(readFileSync(out)), valuesOf(FIXTURES, "h5_latest.h5", entry), "f2");
+  });
+
   it("refuses an invalid --inline-threshold", async () => {
     await expect(run("refs", join(FIXTURES, "nc4.nc"), "--inline-threshold", "-3")).rejects.toThrow(/non-negative/);
   });

@@ -87,10 +87,13 @@ export function register(program: Command): void {
           }
         }
         const path = variable.replace(/^\/+/, "");
-        const arr = await zarr.open(zarr.root(store).resolve(path), { kind: "array" }).catch((e: unknown) => {
-          if (e instanceof zarr.NotFoundError) throw new CliError(`no variable "${variable}" in ${source}`);
-          throw e;
-        });
+        const zarray = store.references.refs[`${path}/.zarray`];
+        if (zarray === undefined) throw new CliError(`no variable "${variable}" in ${source}`);
+        const dtype = typeof zarray === "string" ? (JSON.parse(zarray) as { dtype?: string }).dtype : undefined;
+        if (dtype?.endsWith("f2") && !("Float16Array" in globalThis)) {
+          throw new CliError(`"${variable}" is float16, which zarrita reads only where Float16Array exists (Node ≥ 22)`);
+        }
+        const arr = await zarr.open(zarr.root(store).resolve(path), { kind: "array" });
         const npy = await readVariable(store, path, normalise(selection, arr.shape, variable));
         await writeFile(options.output, encodeNpy(npy));
       } finally {
