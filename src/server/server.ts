@@ -1,0 +1,204 @@
+/**
+ * The active-storage server: Reductionist API v2 over node:http (or node:https with a cert/key).
+ *
+ * One request: validate the body → check the upstream host → take memory from the budget → read
+ * the byte range (or the chunk cache) → decode through the codec chain → reduce with the chunk
+ * kernel → CBOR. Credentials from the Authorization header go to the upstream store and into
+ * hashed pool/cache keys only; they are never logged.
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { RequestError } from "../errors.js";
+import { loadCodecChain, registerCodecs } from "../codecs/index.js";
+import { encodeResponse } from "./cbor.js";
+import { ChunkCache, cacheKey } from "./cache.js";
+import { defaultConfig, type LogEntry, type ServerConfig } from "./config.js";
+import { errorResponse } from "./errors.js";
+import { MemoryBudget, Semaphore } from "./limits.js";
+import { Metrics } from "./metrics.js";
+import { runOperation } from "./operations.js";
+import { ITEM_SIZE, OPERATIONS, parseRequest, type Operation, type ReductionRequest } from "./request.js";
+import { REQUEST_SCHEMA } from "./schema.js";
+import { basicAuth, checkHost, credentialsId, Upstream } from "./upstream.js";
+
+export interface ReductionServer {
+  /** `http(s)://host:port` once listening. */
+  readonly url: string;
+  readonly metrics: Metrics;
+  readonly budget: MemoryBudget;
+  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeoutMs), then closes. */
+  close(): Promise<void>;
+}
+
+const defaultLogger = (entry: LogEntry) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + "\n");
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > limit) throw new RequestError("request body too large", 413, [`${declared} bytes, the limit is ${limit}`]);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new RequestError("request body too large", 413, [`more than ${limit} bytes, the limit is ${limit}`]);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Bytes a request holds at its peak: the fetched range, the decoded bytes and the typed copy. */
+function memoryFor(req: ReductionRequest, fetched: number): number {
+  const decoded = req.shape ? req.shape.reduce((a, b) => a * b, ITEM_SIZE[req.dtype]) : fetched;
+  return fetched + 2 * decoded;
+}
+
+export async function startServer(options: Partial<ServerConfig> = {}): Promise<ReductionServer> {
+  const config: ServerConfig = { ...defaultConfig(), ...options };
+  const log = config.logger ?? defaultLogger;
+  registerCodecs();
+  const budget = new MemoryBudget(config.memoryBytes, config.maxQueue, config.queueTimeoutMs);
+  const compute = new Semaphore(config.concurrency);
+  const cache = config.cache ? new ChunkCache(config.cache) : undefined;
+  const upstream = new Upstream({
+    allowHosts: config.allowHosts,
+    timeoutMs: config.upstreamTimeoutMs,
+    attempts: config.upstreamAttempts,
+    maxPooledStores: 64,
+  });
+  const metrics = new Metrics(() => ({
+    activestore_memory_in_use_bytes: budget.inUse,
+    activestore_memory_budget_bytes: budget.total,
+    activestore_chunk_cache_bytes: cache?.bytes ?? 0,
+  }));
+  const limits = { maxChunkBytes: config.maxChunkBytes, maxDecodedBytes: config.maxDecodedBytes, maxDims: config.maxDims };
+
+  async function reduce(operation: Operation, httpReq: IncomingMessage, signal: AbortSignal, note: Record<string, unknown>) {
+    const body = await readBody(httpReq, config.maxBodyBytes);
+    const req = parseRequest(operation, body, limits);
+    note.upstream = req.url.origin + req.url.pathname;
+    note.interface_type = req.interfaceType;
+    await checkHost(req.url, config.allowHosts);
+    const credentials = basicAuth(httpReq.headers.authorization);
+    const length = req.size ?? Math.max(0, (await upstream.size(req, credentials, signal)) - req.offset);
+    if (length === 0) throw new RequestError("request data is not valid", 400, [`offset ${req.offset} is at or past the end of the object`]);
+    if (length > config.maxChunkBytes) {
+      throw new RequestError("request data is not valid", 400, [`${length} bytes to read is over this server's limit of ${config.maxChunkBytes}`]);
+    }
+    const release = await budget.acquire(memoryFor(req, length), signal);
+    try {
+      const key = cache && !req.disableChunkCache ? cacheKey(req.url.href, req.offset, length, credentialsId(credentials)) : undefined;
+      let raw = key ? await cache!.get(key) : undefined;
+      if (key) raw ? metrics.cacheHits++ : metrics.cacheMisses++;
+      if (!raw) {
+        raw = await upstream.read(req, length, credentials, signal);
+        metrics.upstreamBytes += raw.length;
+        if (key) await cache!.set(key, raw).catch((error: unknown) => log({ level: "error", msg: "chunk cache write failed", error: String(error) }));
+      }
+      note.fetched = raw.length;
+      signal.throwIfAborted();
+      const decoded =
+        req.codecs.length === 0
+          ? raw
+          : await (await loadCodecChain(req.codecs, { dataType: req.dtype, shape: req.shape! })).decode(raw, req.url.pathname);
+      const result = await compute.run(() => runOperation(req, decoded));
+      return encodeResponse(result, { shapeAsBytes: req.shapeAsBytes, countAsBytes: req.countAsBytes });
+    } finally {
+      release();
+    }
+  }
+
+  const inflight = new Set<Promise<void>>();
+  async function handle(httpReq: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const path = (httpReq.url ?? "/").split("?")[0].replace(/\/+$/, "") || "/";
+    const note: Record<string, unknown> = {};
+    let operation = "other";
+    let status = 200;
+    const send = (code: number, type: string, payload: string | Uint8Array) => {
+      status = code;
+      res.writeHead(code, { "content-type": type, "content-length": Buffer.byteLength(payload) });
+      res.end(payload);
+      metrics.responseBytes += Buffer.byteLength(payload);
+    };
+    let interfaceType: string | undefined;
+    const timeout = AbortSignal.timeout(config.requestTimeoutMs);
+    const gone = new AbortController();
+    res.on("close", () => res.writableFinished || gone.abort(new Error("client went away")));
+    const signal = AbortSignal.any([timeout, gone.signal]);
+    try {
+      if (path === "/metrics" && httpReq.method === "GET") return send(200, "text/plain; version=0.0.4", metrics.render());
+      if (path === "/.well-known/reductionist-schema" && httpReq.method === "GET") {
+        return send(200, "application/schema+json", JSON.stringify(REQUEST_SCHEMA, null, 2));
+      }
+      const m = /^\/v2\/([^/]+)$/.exec(path);
+      if (!m) throw new RequestError(`no route for ${path}`, 404);
+      const op = decodeURIComponent(m[1]);
+      if (!(OPERATIONS as readonly string[]).includes(op)) throw new RequestError(`unsupported operation ${op}`, 404);
+      if (httpReq.method !== "POST") throw new RequestError(`method ${httpReq.method} not allowed, use POST`, 405);
+      operation = op;
+      const payload = await reduce(op as Operation, httpReq, signal, note);
+      interfaceType = note.interface_type as string;
+      send(200, "application/cbor", payload);
+    } catch (error) {
+      interfaceType = note.interface_type as string | undefined;
+      const timedOut = timeout.aborted;
+      const mapped = timedOut
+        ? { status: 504, body: { error: { message: "request timed out", caused_by: [`deadline of ${config.requestTimeoutMs} ms`] } } }
+        : errorResponse(error, interfaceType);
+      if (mapped.status >= 500) log({ level: "error", msg: "request failed", operation, status: mapped.status, error: mapped.body.error });
+      if (!res.headersSent && !res.destroyed) send(mapped.status, "application/json", JSON.stringify(mapped.body));
+      else status = mapped.status;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.observe(operation, status, seconds);
+      log({ level: "info", msg: "request", method: httpReq.method, path, operation, status, ms: Math.round(seconds * 1000), ...note });
+    }
+  }
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const p = handle(req, res).catch(() => undefined);
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  };
+  const server: Server = config.tls
+    ? createHttpsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, listener)
+    : createHttpServer(listener);
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  server.on("secureConnection", (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  log({ level: "info", msg: "listening", url, allow_hosts: config.allowHosts });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    metrics,
+    budget,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+        await Promise.race([Promise.all([...inflight]), deadline]);
+        server.closeIdleConnections();
+        for (const s of sockets) s.destroy();
+        await closed;
+        await upstream.close();
+      })();
+      return closing;
+    },
+  };
+}
