@@ -32,6 +32,12 @@ interface ExpectedNode {
   target?: string;
   file?: string;
   cycleTo?: string;
+  attrOrder?: string[];
+  linkOrder?: string[];
+}
+
+function join2(parent: string, name: string): string {
+  return parent === "/" ? `/${name}` : `${parent}/${name}`;
 }
 interface ExpectedFile {
   superblockVersion: number;
@@ -136,6 +142,12 @@ async function compareFile(name: string, file: Hdf5File) {
       attrs[a.name] = { dtype: describeType(a.type), shape: a.shape, value: a.shape === null ? null : normalize(a.value, a.type) };
     }
     expect({ path, attrs }).toEqual({ path, attrs: w.attrs });
+    expect({ path, attrOrder: got.attributes.map((a) => a.name) }).toEqual({ path, attrOrder: w.attrOrder });
+    if (got.kind === "group" && !got.cycleTo) {
+      // Committed datatypes are links too in h5py's listing, but not data nodes here.
+      const linkOrder = w.linkOrder!.filter((n) => want.nodes[join2(path, n)]?.kind !== "datatype");
+      expect({ path, linkOrder: got.children.map((c) => c.name) }).toEqual({ path, linkOrder });
+    }
     if (got.kind !== "dataset") continue;
     expect({ path, shape: got.shape, maxshape: got.maxShape, dtype: describeType(got.type) }).toEqual({
       path,

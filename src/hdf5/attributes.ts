@@ -15,7 +15,7 @@ export async function readAttributes(
   object: ObjectInfo,
   signal?: AbortSignal,
 ): Promise<Attribute[]> {
-  const bodies = object.attributeMessages.slice();
+  const bodies: { bytes: Uint8Array; address: number; creationOrder?: number }[] = object.attributeMessages.slice();
   const info = object.attributeInfo;
   if (info && hasDenseStorage(info) && info.nameIndexAddress !== UNDEFINED_ADDRESS) {
     const heap = await reader.fractalHeap(info.fractalHeapAddress);
@@ -24,13 +24,25 @@ export async function readAttributes(
     const dense = await Promise.all(
       records.map(async (record) => {
         const bytes = await heap.object(record.heapId, `dense attribute storage of the object at offset ${object.address}`);
-        return reader.resolve({ type: MessageType.attribute, flags: record.flags, bytes, address: heap.address });
+        const body = await reader.resolve({ type: MessageType.attribute, flags: record.flags, bytes, address: heap.address });
+        return { ...body, creationOrder: record.creationOrder };
       }),
     );
     bodies.push(...dense);
   }
   signal?.throwIfAborted();
-  return Promise.all(bodies.map((body) => decodeOne(reader, body)));
+  const attributes = await Promise.all(bodies.map(async (body) => ({ order: body.creationOrder, attribute: await decodeOne(reader, body) })));
+  // HDF5's own listing order: creation order where the object tracks it, else name order.
+  const byCreation = object.header.attributeOrderTracked && attributes.every((a) => a.order !== undefined);
+  attributes.sort((a, b) =>
+    byCreation ? a.order! - b.order! : compareBytes(a.attribute.name, b.attribute.name),
+  );
+  return attributes.map((a) => a.attribute);
+}
+
+/** strcmp order (HDF5 compares names as bytes); UTF-16 code unit order differs above U+FFFF only. */
+function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function decodeOne(reader: ObjectReader, body: { bytes: Uint8Array; address: number }): Promise<Attribute> {

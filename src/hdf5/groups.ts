@@ -15,7 +15,8 @@ export async function readGroupLinks(
   if (group.symbolTable) links.push(...(await readSymbolTableLinks(reader.ctx, group.symbolTable, signal)));
   links.push(...group.links);
   if (group.linkInfo && hasDenseStorage(group.linkInfo)) links.push(...(await readDenseLinks(reader, group, signal)));
-  const byCreation = links.every((l) => l.creationOrder !== undefined) && group.linkInfo?.creationOrderIndexAddress !== undefined;
+  // Link messages carry a creation order exactly when the group tracks it.
+  const byCreation = links.every((l) => l.creationOrder !== undefined);
   return links.sort((a, b) =>
     byCreation ? a.creationOrder! - b.creationOrder! : compareNames(a.name, b.name),
   );

@@ -51,6 +51,8 @@ export interface ObjectHeader {
   /** v2 flag bit 4: attribute storage phase change values. */
   maxCompactAttributes?: number;
   minDenseAttributes?: number;
+  /** v2 flag bit 2: attribute messages carry a creation order, so that is their listing order. */
+  attributeOrderTracked: boolean;
 }
 
 /** Upper bound on continuation blocks: far more than any real header, small enough to stop a loop. */
@@ -102,7 +104,7 @@ async function readV1(ctx: FileContext, address: number): Promise<ObjectHeader> 
       collect(ctx, messages, pending, { type, flags, bytes, address: msgAddress });
     }
   }
-  return { address, version: 1, messages };
+  return { address, version: 1, messages, attributeOrderTracked: false };
 }
 
 async function readV2(ctx: FileContext, address: number): Promise<ObjectHeader> {
@@ -138,7 +140,14 @@ async function readV2(ctx: FileContext, address: number): Promise<ObjectHeader> 
     verifyChecksum(block, 0, length - 4);
     readV2Messages(ctx, block, length - 4, flags, messages, pending);
   }
-  return { address, version: 2, messages, maxCompactAttributes, minDenseAttributes };
+  return {
+    address,
+    version: 2,
+    messages,
+    maxCompactAttributes,
+    minDenseAttributes,
+    attributeOrderTracked: (flags & 0x04) !== 0,
+  };
 }
 
 function readV2Messages(

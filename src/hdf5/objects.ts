@@ -43,7 +43,7 @@ export interface ObjectInfo {
   links: LinkMessage[];
   attributeInfo?: LinkInfo;
   /** Attribute message bodies (compact storage), each resolved if shared. */
-  attributeMessages: { bytes: Uint8Array; address: number }[];
+  attributeMessages: { bytes: Uint8Array; address: number; creationOrder?: number }[];
   space?: Dataspace;
   type?: Datatype;
   fill?: FillValue;
@@ -128,7 +128,7 @@ export class ObjectReader {
       switch (message.type) {
         case MessageType.attribute:
           // Attributes are resolved lazily (attributes.ts): a shared attribute is still just bytes.
-          info.attributeMessages.push(message.flags & MESSAGE_SHARED ? await this.resolve(message) : message);
+          info.attributeMessages.push({ ...(await this.resolve(message)), creationOrder: message.creationOrder });
           continue;
         case MessageType.dataspace:
           info.space = decodeDataspace(this.cursor(await this.resolve(message), "dataspace message"));
