@@ -196,6 +196,14 @@ describe("buildReferences on h5py / netCDF-C fixtures", () => {
     });
   }
 
+  it("writes chunk keys in C order of their coordinates", () => {
+    const keys = Object.keys(results.get("h5_latest.h5")!.references.refs).filter((k) => /^two_unlimited\/\d/.test(k));
+    const coords = keys.map((k) => k.split("/")[1].split(".").map(Number));
+    const sorted = [...coords].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    expect(coords).toEqual(sorted);
+    expect(coords.length).toBe(6);
+  });
+
   it("inlines small chunks and keeps large ones as ranges", () => {
     const refs = inlined.get("h5_earliest.h5")!.references.refs;
     expect(typeof refs["chunked_i4/0.0"]).toBe("string");

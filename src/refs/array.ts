@@ -143,7 +143,11 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
   }
 
   const grid = shape.map((s, i) => Math.ceil(s / chunks[i]));
-  const entries = await ac.chunks(dataset);
+  // Keys in C order of their chunk coordinates, whatever order the index stores them in.
+  const entries = [...(await ac.chunks(dataset))].sort((a, b) => {
+    for (let i = 0; i < a.coords.length; i++) if (a.coords[i] !== b.coords[i]) return a.coords[i] - b.coords[i];
+    return 0;
+  });
   const written = new Set<string>();
   for (const entry of entries) {
     ac.signal?.throwIfAborted();
