@@ -129,11 +129,13 @@ interface NodeBase {
   name: string;
   /** Object header address: identifies hard links to the same object. */
   address: number;
+  /** In creation order when the object tracks it (netCDF-4 does), else in name order. */
   attributes: Attribute[];
 }
 
 export interface Group extends NodeBase {
   kind: "group";
+  /** In creation order when the group tracks it, else in name order (as HDF5 lists them). */
   children: Node[];
   /**
    * Set when this hard link points back to an ancestor group (a cycle): the path of that ancestor.
