@@ -1,0 +1,79 @@
+/**
+ * Encoding one whole chunk to the bytes that get stored. zarrita's codec pipeline is not public, but
+ * its `set` of a total selection encodes without reading; so we run it on a one-chunk array (shape =
+ * chunk shape) whose store just captures the bytes. Every codec therefore comes from the one
+ * registry (src/codecs), as DESIGN.md asks.
+ */
+import * as zarr from "zarrita";
+import { registry } from "zarrita";
+import { registerCodecs } from "../codecs/registry.js";
+import { CodecError } from "../errors.js";
+import { product } from "./grid.js";
+
+let registered = false;
+
+/**
+ * Our codecs, plus the v3 spec names `gzip` and `zstd` bound to our encoders (zarrita's own gzip
+ * cannot encode, and ours check declared sizes before decoding).
+ */
+export function registerDatasetCodecs(): void {
+  if (registered) return;
+  registerCodecs();
+  for (const name of ["gzip", "zstd"]) {
+    const load = registry.get(`numcodecs.${name}`);
+    if (load) registry.set(name, load);
+  }
+  registered = true;
+}
+
+/** Chunk data as zarrita passes it around. */
+export interface ChunkData {
+  data: zarr.TypedArray<zarr.DataType>;
+  shape: number[];
+}
+
+function cStrides(shape: readonly number[]): number[] {
+  const out = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    out[i] = s;
+    s *= shape[i];
+  }
+  return out;
+}
+
+export class ChunkEncoder {
+  private readonly document: zarr.ArrayMetadata<zarr.DataType>;
+
+  constructor(
+    pipeline: zarr.ArrayMetadata<zarr.DataType>,
+    private readonly chunkShape: number[],
+  ) {
+    registerDatasetCodecs();
+    this.document = { ...pipeline, shape: chunkShape };
+  }
+
+  /** Encodes a full chunk (length = product of the chunk shape, C order). */
+  async encode(data: zarr.TypedArray<zarr.DataType>, key: string): Promise<Uint8Array> {
+    if (data.length !== product(this.chunkShape)) {
+      throw new CodecError(`chunk holds ${data.length} elements, expected ${product(this.chunkShape)}`, "encode", key);
+    }
+    let captured: Uint8Array | undefined;
+    const capture = {
+      async get() {
+        return undefined;
+      },
+      async set(_key: string, bytes: Uint8Array) {
+        captured = bytes;
+      },
+    };
+    const array = new zarr.Array(capture, "/", this.document);
+    try {
+      await zarr.set(array, null, { data, shape: this.chunkShape, stride: cStrides(this.chunkShape) });
+    } catch (cause) {
+      throw new CodecError(`cannot encode: ${(cause as Error).message}`, "pipeline", key, { cause });
+    }
+    if (!captured) throw new CodecError("the codec pipeline produced no bytes", "pipeline", key);
+    return captured;
+  }
+}
