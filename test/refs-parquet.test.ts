@@ -187,6 +187,37 @@ describe("writeReferences as parquet", () => {
   });
 });
 
+describe("readParquetReferences on files from another writer", () => {
+  // Written by DuckDB as fsspec writes them: zstd pages, full records with empty trailing rows
+  // (test/fixtures/combine/parquet/generate.mjs).
+  const fixture = join(FIXTURES, "parquet");
+
+  it("reads every reference of the set the files encode", async () => {
+    const expected = parseReferences(await readFile(join(fixture, "expected.json"), "utf8"));
+    const lookup = await readParquetReferences(join(fixture, "refs"));
+    for (const [key, want] of Object.entries(expected.refs)) sameReference(await lookup.get(key), want, key);
+    expect(await lookup.get("x/2")).toBeUndefined(); // a row with neither path nor raw
+    const keys: string[] = [];
+    for await (const key of lookup.keys()) keys.push(key);
+    expect(keys.sort()).toEqual(Object.keys(expected.refs).sort());
+  });
+
+  it("gives zarrita the same arrays as the JSON set", async () => {
+    const expected = parseReferences(await readFile(join(fixture, "expected.json"), "utf8"));
+    const lookup = await readParquetReferences(join(fixture, "refs"));
+    const refs: Record<string, Reference> = {};
+    for await (const key of lookup.keys()) refs[key] = (await lookup.get(key))!;
+    for (const name of ["x", "s"]) {
+      const read = async (set: References) => zarr.get(await zarr.open.v2(zarr.root(new ReferenceStore(set)).resolve(name), { kind: "array" }));
+      // zarrita returns a scalar array's value itself, other arrays as { data, shape }.
+      const plain = (c: unknown) => (typeof c === "object" && c !== null && "data" in c ? [(c as unknown as { shape: number[] }).shape, Array.from((c as unknown as { data: Int32Array }).data)] : c);
+      const [got, want] = [plain(await read({ version: 1, refs })), plain(await read(expected))];
+      expect(got).toEqual(want);
+      expect(got).not.toBeUndefined();
+    }
+  });
+});
+
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }

@@ -4,7 +4,9 @@
  * kept (least recently used dropped first), so a set with millions of chunks costs the files a
  * reader actually touches.
  */
-import { parquetMetadata, parquetRead } from "hyparquet";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { decompress as zstdDecompress } from "fzstd";
+import { parquetMetadata, parquetRead, type Compressors } from "hyparquet";
 import { ReferenceSetError } from "../errors.js";
 import { openStore, type OpenStoreOptions } from "../stores/open.js";
 import { inlineValue } from "./inline.js";
@@ -54,6 +56,32 @@ export interface ParquetReferences extends ReferenceLookup {
   readonly filesRead: number;
 }
 
+/** A decompressed page above this is refused before anything is allocated for it. */
+const MAX_PAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Page decompressors beyond hyparquet's built-in snappy: kerchunk writes its files with zstd, and
+ * pandas users may pick gzip or brotli. hyparquet calls them synchronously with the page's declared
+ * size, which is checked first and must match what comes out.
+ */
+const COMPRESSORS: Compressors = {
+  ZSTD: bounded("zstd", (input, n) => zstdDecompress(input, new Uint8Array(n))),
+  GZIP: bounded("gzip", (input, n) => gunzipSync(input, { maxOutputLength: Math.max(n, 1) })),
+  BROTLI: bounded("brotli", (input, n) => brotliDecompressSync(input, { maxOutputLength: Math.max(n, 1) })),
+};
+
+function bounded(name: string, decode: (input: Uint8Array, size: number) => Uint8Array) {
+  return (input: Uint8Array, size: number): Uint8Array => {
+    if (!Number.isSafeInteger(size) || size < 0 || size > MAX_PAGE_BYTES) throw new Error(`${name} page declares ${size} bytes`);
+    const out = decode(input, size);
+    if (out.length !== size) throw new Error(`${name} page decompressed to ${out.length} bytes, header says ${size}`);
+    return out;
+  };
+}
+
+/** Rows per file we accept: far above kerchunk's 100 000, low enough that one file cannot exhaust memory. */
+const MAX_RECORD_SIZE = 10_000_000;
+
 interface Record_ {
   path: (string | null)[];
   offset: bigint[];
@@ -96,8 +124,12 @@ class ParquetReader implements ParquetReferences {
     if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
       throw new ReferenceSetError('.zmetadata needs a "metadata" object', ".zmetadata", url);
     }
-    if (!Number.isSafeInteger(recordSize) || (recordSize as number) < 1) {
-      throw new ReferenceSetError(`.zmetadata "record_size" must be a positive integer, got ${JSON.stringify(recordSize)}`, ".zmetadata", url);
+    if (!Number.isSafeInteger(recordSize) || (recordSize as number) < 1 || (recordSize as number) > MAX_RECORD_SIZE) {
+      throw new ReferenceSetError(
+        `.zmetadata "record_size" must be an integer from 1 to ${MAX_RECORD_SIZE}, got ${JSON.stringify(recordSize)}`,
+        ".zmetadata",
+        url,
+      );
     }
     this.recordSize = recordSize as number;
     for (const [key, value] of Object.entries(metadata)) {
@@ -138,11 +170,13 @@ class ParquetReader implements ParquetReferences {
   /** A record file, decoded; undefined when it does not exist (all its chunks are missing). */
   private record(field: string, record: number): Promise<Record_ | undefined> {
     const key = `${field}/refs.${record}.parq`;
+    const chunks = this.grids.get(field)!.reduce((a, b) => a * b, 1);
+    const maxRows = Math.min(this.recordSize, chunks - record * this.recordSize);
     let pending = this.cache.get(key);
     if (pending) {
       this.cache.delete(key); // re-inserted below: most recently used last
     } else {
-      pending = this.load(key);
+      pending = this.load(key, maxRows);
       pending.catch(() => this.cache.delete(key)); // a failure is not cached
     }
     this.cache.set(key, pending);
@@ -150,7 +184,7 @@ class ParquetReader implements ParquetReferences {
     return pending;
   }
 
-  private async load(key: string): Promise<Record_ | undefined> {
+  private async load(key: string, maxRows: number): Promise<Record_ | undefined> {
     const bytes = await this.store.get(this.where(key));
     if (bytes === undefined) return undefined;
     this.filesRead++;
@@ -158,15 +192,17 @@ class ParquetReader implements ParquetReferences {
     try {
       const metadata = parquetMetadata(file);
       const rows = Number(metadata.num_rows);
-      // A file claiming more rows than a record holds is not ours; do not size arrays by it.
+      // fsspec writes full records (trailing rows empty); rows past the chunk grid are never asked
+      // for, so they are not kept, and the file's own row count does not size anything.
       if (!Number.isSafeInteger(rows) || rows < 0 || rows > this.recordSize) {
         throw new Error(`${metadata.num_rows} rows, but a record holds at most ${this.recordSize}`);
       }
+      const kept = Math.min(rows, maxRows);
       const out: Record_ = {
-        path: new Array<string | null>(rows).fill(null),
-        offset: new Array<bigint>(rows).fill(0n),
-        size: new Array<bigint>(rows).fill(0n),
-        raw: new Array<Uint8Array | null>(rows).fill(null),
+        path: new Array<string | null>(kept).fill(null),
+        offset: new Array<bigint>(kept).fill(0n),
+        size: new Array<bigint>(kept).fill(0n),
+        raw: new Array<Uint8Array | null>(kept).fill(null),
       };
       const decoder = new TextDecoder();
       await parquetRead({
@@ -174,8 +210,9 @@ class ParquetReader implements ParquetReferences {
         metadata,
         columns: ["path", "offset", "size", "raw"],
         utf8: false,
+        compressors: COMPRESSORS,
         onChunk: ({ columnName, columnData, rowStart, rowEnd }) => {
-          const end = Math.min(rowEnd, rows);
+          const end = Math.min(rowEnd, kept);
           for (let row = Math.max(rowStart, 0); row < end; row++) {
             const v: unknown = columnData[row - rowStart];
             if (columnName === "path") out.path[row] = typeof v === "string" ? v : v instanceof Uint8Array ? decoder.decode(v) : null;
