@@ -8,7 +8,7 @@ import * as zarr from "zarrita";
 import { RequestError, UnsupportedFeatureError } from "../errors.js";
 import { toHyperslab, type Selection } from "../active/selection.js";
 import type { Store } from "../stores/types.js";
-import { ChunkEncoder, type ChunkData } from "./encode.js";
+import { ChunkEncoder, type ChunkData, type NumericArray } from "./encode.js";
 import { forEachBounded, type EngineOptions } from "./engine.js";
 import {
   chunkRegion,
@@ -26,7 +26,7 @@ import { createOnlyGuarantee, unguardedPartialWrite, withChunkLock, type LockOpt
 import { chunkKey, type DatasetMetadata, type NumericDataType } from "./metadata.js";
 import * as ops from "./ops.js";
 
-export type { ChunkData };
+export type { ChunkData, NumericArray };
 
 export interface DatasetWriteOptions extends EngineOptions {
   /**
@@ -51,7 +51,7 @@ export interface ChunkInfo {
 
 export type ChunkFunction = (chunk: ChunkData, info: ChunkInfo) => ChunkData | Promise<ChunkData>;
 
-const CONSTRUCTORS: Record<NumericDataType, new (n: number) => zarr.TypedArray<zarr.DataType>> = {
+const CONSTRUCTORS: Record<NumericDataType, new (n: number) => NumericArray> = {
   int8: Int8Array,
   uint8: Uint8Array,
   int16: Int16Array,
@@ -62,7 +62,7 @@ const CONSTRUCTORS: Record<NumericDataType, new (n: number) => zarr.TypedArray<z
   uint64: BigUint64Array,
   float32: Float32Array,
   float64: Float64Array,
-} as Record<NumericDataType, new (n: number) => zarr.TypedArray<zarr.DataType>>;
+} as Record<NumericDataType, new (n: number) => NumericArray>;
 
 /** Reads a selection region-by-region as zarrita slices. */
 export function regionSelection(region: Region): zarr.Slice[] {
@@ -125,13 +125,13 @@ export class Dataset {
       (data as unknown as unknown[])[0] = result;
       return { data, shape: [] };
     }
-    return { data: result.data, shape: result.shape };
+    return { data: result.data as NumericArray, shape: result.shape };
   }
 
   /** A region (half-open ranges) as a C-ordered array. */
   async getRegion(region: Region): Promise<ChunkData> {
     const result = (await zarr.get(this.array, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
-    return { data: result.data, shape: result.shape };
+    return { data: result.data as NumericArray, shape: result.shape };
   }
 
   /** The part of one chunk inside the array (edge chunks trimmed); the fill value where never written. */
@@ -139,18 +139,18 @@ export class Dataset {
     const region = chunkRegion(coords, this.meta.shape, this.meta.chunks);
     const full = await this.array.getChunk(coords.slice());
     const shape = regionShape(region);
-    if (shape.every((n, i) => n === this.meta.chunks[i])) return { data: full.data, shape };
+    if (shape.every((n, i) => n === this.meta.chunks[i])) return { data: full.data as NumericArray, shape };
     const out = this.allocate(product(shape));
     copyBox(full.data as TypedArrayLike, this.meta.chunks, shape.map(() => 0), out as TypedArrayLike, shape, shape.map(() => 0), shape);
     return { data: out, shape };
   }
 
   /** A zero-initialised buffer of this dataset's element type. */
-  allocate(length: number): zarr.TypedArray<zarr.DataType> {
+  allocate(length: number): NumericArray {
     return new CONSTRUCTORS[this.meta.dtype](length);
   }
 
-  private fillChunk(): zarr.TypedArray<zarr.DataType> {
+  private fillChunk(): NumericArray {
     const data = this.allocate(product(this.meta.chunks));
     const fill = this.meta.fillValue ?? 0;
     if (fill !== 0) {
@@ -300,7 +300,7 @@ export function describeRegion(region: Region): string {
   return region.map(([s, e]) => `${s}:${e}`).join(", ");
 }
 
-function sameType(data: zarr.TypedArray<zarr.DataType>, dtype: NumericDataType): boolean {
+function sameType(data: NumericArray, dtype: NumericDataType): boolean {
   return data.constructor === CONSTRUCTORS[dtype];
 }
 

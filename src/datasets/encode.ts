@@ -26,9 +26,22 @@ export function registerDatasetCodecs(): void {
   registered = true;
 }
 
-/** Chunk data as zarrita passes it around. */
+/** The element arrays datasets hold. */
+export type NumericArray =
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Float32Array
+  | Float64Array;
+
+/** A C-ordered block of elements and its shape. */
 export interface ChunkData {
-  data: zarr.TypedArray<zarr.DataType>;
+  data: NumericArray;
   shape: number[];
 }
 
@@ -54,7 +67,7 @@ export class ChunkEncoder {
   }
 
   /** Encodes a full chunk (length = product of the chunk shape, C order). */
-  async encode(data: zarr.TypedArray<zarr.DataType>, key: string): Promise<Uint8Array> {
+  async encode(data: NumericArray, key: string): Promise<Uint8Array> {
     if (data.length !== product(this.chunkShape)) {
       throw new CodecError(`chunk holds ${data.length} elements, expected ${product(this.chunkShape)}`, "encode", key);
     }
@@ -69,7 +82,7 @@ export class ChunkEncoder {
     };
     const array = new zarr.Array(capture, "/", this.document);
     try {
-      await zarr.set(array, null, { data, shape: this.chunkShape, stride: cStrides(this.chunkShape) });
+      await zarr.set(array, null, { data: data as zarr.TypedArray<zarr.DataType>, shape: this.chunkShape, stride: cStrides(this.chunkShape) });
     } catch (cause) {
       throw new CodecError(`cannot encode: ${(cause as Error).message}`, "pipeline", key, { cause });
     }

@@ -54,7 +54,7 @@ export async function readSourceRegion(source: LoadSource, region: Region, ds?: 
   const shape = regionShape(region);
   if (isZarrArray(source)) {
     const result = (await zarr.get(source, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
-    return { data: result.data, shape: result.shape };
+    return { data: result.data as ChunkData["data"], shape: result.shape };
   }
   const Ctor = source.data.constructor as new (n: number) => ChunkData["data"];
   const data = ds ? ds.allocate(product(shape)) : new Ctor(product(shape));
