@@ -139,6 +139,13 @@ describe("combineReferences inputs", () => {
     expect(Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(Buffer.from(want.data))).toBe(true);
   });
 
+  it("combining combined sets gives the same set as combining all inputs at once", async () => {
+    const ordered = [...daily].sort((a, b) => a.url!.localeCompare(b.url!));
+    const all = await combineReferences(ordered, { concatDims: ["time"] });
+    const halves = await Promise.all([ordered.slice(0, 12), ordered.slice(12)].map((part) => combineReferences(part, { concatDims: ["time"] })));
+    expect(await combineReferences(halves.reverse(), { concatDims: ["time"] })).toEqual(all);
+  });
+
   it("expands each input's templates, so inputs with different templates combine", async () => {
     const templated = daily.slice(0, 3).map((input, i) => {
       const refs = Object.fromEntries(

@@ -3,6 +3,7 @@
  * (its coordinate variable, a global attribute, its url, or the caller), reading arrays through
  * the reference store, and the rebuilt coordinate array written inline into the combined set.
  */
+import pLimit from "p-limit";
 import * as zarr from "zarrita";
 import { registerCodecs } from "../codecs/registry.js";
 import { ReferenceSetError } from "../errors.js";
@@ -66,8 +67,10 @@ export async function inputCoordinates(
   reader: ArrayReader,
 ): Promise<number[][]> {
   if (Array.isArray(source)) return explicitCoordinates(source, inputs, dim, lengths);
+  // Hundreds of inputs on an object store: a bounded number of coordinate reads at once.
+  const limit = pLimit(16);
   return Promise.all(
-    inputs.map(async (input, i) => {
+    inputs.map((input, i) => limit(async () => {
       if (source === "variable") {
         const { values } = await reader.read(input, dim);
         if (values.length !== lengths[i]) {
@@ -80,7 +83,7 @@ export async function inputCoordinates(
         throw new ReferenceSetError(`${input.name}: one value per input, but it has ${lengths[i]} steps along "${dim}"`, dim);
       }
       return [value];
-    }),
+    })),
   );
 }
 
