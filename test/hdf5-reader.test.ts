@@ -9,117 +9,24 @@ import { describe, expect, it } from "vitest";
 import { Hdf5FormatError } from "../src/errors.js";
 import { decodeValue } from "../src/hdf5/datatype-values.js";
 import { openHdf5, type Hdf5File } from "../src/hdf5/file.js";
-import type { AttributeValue, Datatype, Group, Node } from "../src/hdf5/model.js";
+import {
+  describeType,
+  flatten,
+  join2,
+  normalize,
+  replacer,
+  type ExpectedFile,
+} from "./fixtures/hdf5-core/expected.js";
 import { bytesSource, fileSource } from "./fixtures/hdf5-core/file-source.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, "fixtures", "hdf5-core");
 const corpus = resolve(here, "..", "..", "shared", "corpus");
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-interface ExpectedNode {
-  kind: string;
-  address?: number;
-  attrs?: Record<string, { dtype: Json; shape: number[] | null; value: Json }>;
-  shape?: number[] | null;
-  maxshape?: (number | null)[] | null;
-  dtype?: Json;
-  layout?: string;
-  chunks?: number[];
-  filters?: { id: number; optional: boolean; clientData: number[]; name: string }[];
-  fill?: { defined: string; allocTime: number; fillTime: number; value?: Json };
-  contiguous?: { offset: number; size: number };
-  target?: string;
-  file?: string;
-  cycleTo?: string;
-  attrOrder?: string[];
-  linkOrder?: string[];
-}
-
-function join2(parent: string, name: string): string {
-  return parent === "/" ? `/${name}` : `${parent}/${name}`;
-}
-interface ExpectedFile {
-  superblockVersion: number;
-  userblock: number;
-  nodes: Record<string, ExpectedNode>;
-}
 const expected = JSON.parse(readFileSync(join(fixtures, "expected.json"), "utf8")) as Record<string, ExpectedFile>;
 
 function pathOf(name: string): string {
   return name.startsWith("corpus/") ? join(corpus, name.slice(7)) : join(fixtures, name);
-}
-
-/** Our datatype in the shape generate.py's describe_dtype gives h5py's. */
-function describeType(t: Datatype): Json {
-  const order = (le: boolean, size: number) => (size === 1 ? "|" : le ? "<" : ">");
-  switch (t.class) {
-    case "integer":
-      return `${order(t.littleEndian, t.size)}${t.signed ? "i" : "u"}${t.size}`;
-    case "float":
-      return `${order(t.littleEndian, t.size)}f${t.size}`;
-    case "string":
-      return `|S${t.size}`;
-    case "vlen-string":
-      return { vlen_str: t.charset };
-    case "vlen-sequence":
-      return { vlen: describeType(t.base) };
-    case "enum": {
-      const names = t.members.map((m) => m.name).sort();
-      if (names.join() === "FALSE,TRUE") return "|b1";
-      return { enum: describeType(t.base), members: Object.fromEntries(t.members.map((m) => [m.name, Number(m.value)])) };
-    }
-    case "compound":
-      return { compound: t.members.map((m) => [m.name, describeType(m.type), m.offset]), itemsize: t.size };
-    case "array":
-      return { array: describeType(t.base), shape: t.dims };
-    case "bitfield": // h5py reads bitfields as unsigned integers
-      return `${order(t.littleEndian, t.size)}u${t.size}`;
-    case "opaque":
-      return `|V${t.size}`;
-    case "reference":
-      return { ref: t.kind };
-    default:
-      return `${t.class}${(t as { size: number }).size}`;
-  }
-}
-
-/** Our decoded value in the JSON shape generate.py's jsonable gives h5py's. */
-function normalize(v: AttributeValue, t: Datatype): Json {
-  if (Array.isArray(v)) {
-    const inner = t.class === "array" ? t.base : t.class === "vlen-sequence" ? t.base : t;
-    if (t.class === "vlen-sequence" && v.every((x) => !Array.isArray(x))) return v.map((x) => normalize(x, inner));
-    return v.map((x) => normalize(x, Array.isArray(x) && t.class !== "array" && t.class !== "vlen-sequence" ? t : inner));
-  }
-  if (t.class === "reference") {
-    if (t.kind === "region") return { region_ref: v === null ? null : ((v as { object: number }).object ?? null) };
-    return { ref: v as number | null };
-  }
-  if (typeof v === "bigint") return { bigint: v.toString() };
-  if (typeof v === "number") {
-    if (Number.isNaN(v)) return { float: "NaN" };
-    if (!Number.isFinite(v)) return { float: v > 0 ? "Infinity" : "-Infinity" };
-    return v;
-  }
-  if (v instanceof Uint8Array) return { bytes: Array.from(v) };
-  if (v !== null && typeof v === "object" && t.class === "compound") {
-    return Object.fromEntries(t.members.map((m) => [m.name, normalize((v as Record<string, AttributeValue>)[m.name], m.type)]));
-  }
-  return v as Json;
-}
-
-/** JSON.stringify replacer for trees holding bigint and byte values. */
-function replacer(_key: string, v: unknown): unknown {
-  return typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? Array.from(v) : v;
-}
-
-function flatten(group: Group, out = new Map<string, Node>()): Map<string, Node> {
-  out.set(group.path, group);
-  for (const child of group.children) {
-    if (child.kind === "group") flatten(child, out);
-    else out.set(child.path, child);
-  }
-  return out;
 }
 
 async function compareFile(name: string, file: Hdf5File) {
