@@ -263,12 +263,24 @@ export class ObjectStore implements Store {
       async () => {
         this.stats.requests++;
         if (!this.timeoutMs) return request(signal);
-        const timeout = AbortSignal.timeout(this.timeoutMs);
-        const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+        // One controller per attempt, released when the attempt ends. AbortSignal.timeout keeps its
+        // timer for the full timeout and AbortSignal.any keeps each combined signal attached to the
+        // caller's signal; a batch sharing one signal across thousands of requests slowed down with
+        // every request it made (getMany of 3000 objects took twice as long as a plain loop).
+        const controller = new AbortController();
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          controller.abort(new DOMException(`timed out after ${this.timeoutMs} ms`, "TimeoutError"));
+        }, this.timeoutMs);
+        timer.unref();
+        const onAbort = () => controller.abort(signal!.reason);
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener("abort", onAbort, { once: true });
         try {
-          return await request(combined);
+          return await request(controller.signal);
         } catch (error) {
-          if (timeout.aborted && !signal?.aborted) {
+          if (timedOut && !signal?.aborted) {
             throw new StoreError(`timed out after ${this.timeoutMs} ms`, {
               store: this.url,
               key,
@@ -278,6 +290,9 @@ export class ObjectStore implements Store {
             });
           }
           throw error;
+        } finally {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
         }
       },
       this.policy,
