@@ -53,13 +53,17 @@ export function runBatch<I, V>(
     const onAbort = () => controller.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const input = iteratorOf(source);
-    const running = new Map<number, Promise<Settled<V>>>();
+    // Settled operations wait in a queue for the consumer: O(1) per item, where a Promise.race over
+    // everything in flight re-subscribed to each pending operation on every completion.
+    const inFlight = new Set<Promise<void>>();
+    const settledQueue: Settled<V>[] = [];
+    let wake: (() => void) | undefined;
     let nextId = 0;
     let exhausted = false;
     const progress: BatchProgress = { done: 0, total, bytes: 0 };
     try {
       for (;;) {
-        while (!exhausted && running.size < concurrency) {
+        while (!exhausted && inFlight.size < concurrency) {
           const next = await input.next();
           if (next.done) {
             exhausted = true;
@@ -67,17 +71,24 @@ export function runBatch<I, V>(
           }
           const id = nextId++;
           const key = keyOf(next.value);
-          running.set(
-            id,
-            work(next.value, controller.signal).then(
+          const task: Promise<void> = work(next.value, controller.signal)
+            .then(
               (result): Settled<V> => ({ id, key, ok: true, result }),
               (error: unknown): Settled<V> => ({ id, key, ok: false, error }),
-            ),
-          );
+            )
+            .then((settled) => {
+              inFlight.delete(task);
+              settledQueue.push(settled);
+              wake?.();
+            });
+          inFlight.add(task);
         }
-        if (running.size === 0) return;
-        const settled = await Promise.race(running.values());
-        running.delete(settled.id);
+        if (settledQueue.length === 0) {
+          if (inFlight.size === 0) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+        const settled = settledQueue.shift()!;
         if (!settled.ok) throw settled.error;
         progress.done++;
         progress.bytes += settled.result.bytes;
@@ -86,9 +97,9 @@ export function runBatch<I, V>(
       }
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
-      if (running.size > 0) {
+      if (inFlight.size > 0) {
         controller.abort(new Error("batch stopped"));
-        await Promise.all(running.values());
+        await Promise.all(inFlight);
       }
       await input.return?.();
     }
