@@ -248,7 +248,8 @@ export function parseRequest(operation: Operation, body: string, limits: Request
   const rawFilters = field("filters");
   if (rawFilters !== undefined) {
     if (!Array.isArray(rawFilters)) return bad(`filters: expected a list, got ${show(rawFilters)}`);
-    rawFilters.forEach((f, i) => codecs.push(parseCodec(`filters[${i}]`, f, FILTER_IDS, dtype)));
+    // Ours: any codec may sit in the filter list; the chain decodes in reverse list order either way.
+    rawFilters.forEach((f, i) => codecs.push(parseCodec(`filters[${i}]`, f, [...FILTER_IDS, ...COMPRESSION_IDS], dtype)));
   }
   const rawCompression = field("compression");
   if (rawCompression !== undefined) {
@@ -256,9 +257,9 @@ export function parseRequest(operation: Operation, body: string, limits: Request
       bad("compression: blosc2 is not supported by this server (supported: " + COMPRESSION_IDS.join(", ") + ")");
     }
     codecs.push(parseCodec("compression", rawCompression, COMPRESSION_IDS, dtype));
-    // Without a shape we could not bound the decoded size, so a small body could inflate to gigabytes.
-    if (!shape) bad("shape: compressed data needs a shape (it bounds the decoded size)");
   }
+  // Without a shape we could not bound the decoded size, so a small body could inflate to gigabytes.
+  if (codecs.length > 0 && !shape) bad("shape: compressed or filtered data needs a shape (it bounds the decoded size)");
   if (size !== undefined && rawCompression === undefined) {
     const item = ITEM_SIZE[dtype];
     if (shape) {

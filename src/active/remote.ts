@@ -1,0 +1,356 @@
+/**
+ * Remote reductions: the chunk plan of a selection, one request per chunk to active-storage
+ * servers speaking the Reductionist API v2, and the answers merged into Partials exactly as the
+ * local engine merges its own. Only small results cross the network.
+ *
+ * Two protocols:
+ * - "moments" (default, activestore's server): one `/v2/moments` request per chunk returns count,
+ *   sum, min, max, M2 and NaN flags per output element, computed by the same chunk kernel, so the
+ *   result equals the local engine's (given the same merge order: plan order here).
+ * - "reductionist" (a stock Reductionist): `/v2/sum` (sum + count), `/v2/min`, `/v2/max` per chunk;
+ *   no variance/std, one missing-data rule at most, and sums in the data's dtype as Reductionist
+ *   computes them (32-bit integer sums wrap).
+ *
+ * Requests go round-robin over the servers; 5xx answers and connection failures are retried
+ * (p-retry, on the next server), 4xx fail at once. Chunks without a reference are reduced locally
+ * as fill values.
+ */
+import pRetry, { AbortError } from "p-retry";
+import { Decoder } from "cbor-x";
+import { RequestError, UnsupportedFeatureError } from "../errors.js";
+import type { CodecConfig } from "../codecs/types.js";
+import { blockOffset, isBigintDtype, planReduction, type ReduceOptions } from "./engine.js";
+import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
+import { emptyPartials, mergePartials, type Partials } from "./partials.js";
+import { planChunks, type ChunkTask } from "./plan.js";
+import type { Selection } from "./selection.js";
+
+/** Where one chunk's stored bytes are, and how to decode them. */
+export interface RemoteChunk {
+  url: string;
+  offset: number;
+  size: number;
+  /** zarr v2 filters followed by the compressor (decoded in reverse), as in the references. */
+  codecs: readonly CodecConfig[];
+}
+
+export interface RemoteArray {
+  shape: readonly number[];
+  /** Chunk shape (every stored chunk has it, edge chunks included, as in zarr v2). */
+  chunks: readonly number[];
+  /** zarrita dtype name: int8 … uint64, float32, float64. */
+  dtype: string;
+  byteOrder: "little" | "big";
+  order: "C" | "F";
+  /** Value of unwritten chunks; null/undefined = 0. */
+  fillValue?: number | bigint | null;
+  /** How the server reaches the chunk urls: "s3" (endpoint/bucket/key) or "http"/"https". */
+  interfaceType: "s3" | "http" | "https";
+  /** The chunk's location, or undefined when it was never written. */
+  chunk(coords: readonly number[]): RemoteChunk | undefined;
+}
+
+export interface RemoteOptions extends ReduceOptions {
+  /** Server base URLs (`http://host:8080`), used round-robin. */
+  servers: string | readonly string[];
+  /** Forwarded as HTTP Basic auth: the S3 access key/secret or the HTTP origin's user/password. */
+  credentials?: { username: string; password: string };
+  protocol?: "moments" | "reductionist";
+  /** Retries per chunk after the first attempt. Default 4. */
+  retries?: number;
+  /** Per-request timeout in ms. Default 120 000. */
+  timeoutMs?: number;
+}
+
+export interface RemoteResult {
+  partials: Partials;
+  chunks: number;
+  /** Requests sent (retries included). */
+  requests: number;
+  /** Response body bytes received from the servers. */
+  bytesReceived: number;
+  /** Stored bytes of the chunks the servers reduced (what a local reduction would have fetched). */
+  bytesReduced: number;
+  /** Unwritten chunks reduced locally as fill. */
+  fillChunks: number;
+}
+
+const COMPRESSORS = new Set(["gzip", "zlib", "bz2", "zstd", "lz4", "blosc", "imagecodecs_lzf", "imagecodecs_lz4h5", "hdf5_bitshuffle"]);
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+/** JSON with bigints written as exact integer literals. */
+function toJson(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? `\u0000big${v}` : v)).replace(
+    /"\\u0000big(-?\d+)"/g,
+    "$1",
+  );
+}
+
+const INTEGER_RANGE: Record<string, [number | bigint, number | bigint]> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535],
+  int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n], uint64: [0n, 2n ** 64n - 1n],
+};
+
+/** The kernel's missing rules as the server's `missing` object (the moments extension's form). */
+export function missingJson(rules: MissingRules | undefined, dtype: string): Record<string, unknown> | undefined {
+  if (!rules) return undefined;
+  const range = INTEGER_RANGE[dtype];
+  const out: Record<string, unknown> = {};
+  let skipNaN = rules.skipNaN ?? false;
+  const values: (number | bigint)[] = [];
+  const fits = (v: number | bigint) =>
+    !range || (typeof v === "bigint" || Number.isInteger(v) ? BigInt(v) >= BigInt(range[0]) && BigInt(v) <= BigInt(range[1]) : false);
+  for (const v of [rules.fillValue, ...(rules.missingValues ?? [])]) {
+    if (v === undefined) continue;
+    if (typeof v === "number" && Number.isNaN(v)) skipNaN = true; // a NaN mask masks NaNs (kernel rule)
+    else if (typeof v === "number" && !Number.isFinite(v)) {
+      throw new UnsupportedFeatureError(`missing value ${v}`, "remote reduction", "JSON cannot carry it; reduce locally");
+    } else if (fits(v)) values.push(v); // a value the dtype cannot hold never matches: leave it out
+  }
+  if (values.length > 0) out.missing_values = values;
+  // Integer data: the bound that admits the same integers, as an integer the server accepts.
+  const bound = (v: number | bigint, round: (x: number) => number) =>
+    range && typeof v === "number" ? round(v) : v;
+  if (rules.validMin !== undefined) out.valid_min = bound(rules.validMin, Math.ceil);
+  if (rules.validMax !== undefined) out.valid_max = bound(rules.validMax, Math.floor);
+  if (skipNaN) out.skip_nan = true;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function typedFill(dtype: string, n: number, fill: number | bigint | null | undefined): NumericArray {
+  const v = fill ?? 0;
+  switch (dtype) {
+    case "int64": return new BigInt64Array(n).fill(BigInt(v));
+    case "uint64": return new BigUint64Array(n).fill(BigInt(v));
+    case "int8": return new Int8Array(n).fill(Number(v));
+    case "uint8": return new Uint8Array(n).fill(Number(v));
+    case "int16": return new Int16Array(n).fill(Number(v));
+    case "uint16": return new Uint16Array(n).fill(Number(v));
+    case "int32": return new Int32Array(n).fill(Number(v));
+    case "uint32": return new Uint32Array(n).fill(Number(v));
+    case "float32": return new Float32Array(n).fill(Number(v));
+    case "float64": return new Float64Array(n).fill(Number(v));
+  }
+  throw new UnsupportedFeatureError(`data type ${dtype}`, "remote reduction", "reductions need a numeric variable");
+}
+
+function readValues(bytes: Uint8Array, dtype: string): ArrayLike<number | bigint> {
+  const copy = new Uint8Array(bytes).buffer; // aligned
+  const Typed = {
+    int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
+    int64: BigInt64Array, uint64: BigUint64Array, float32: Float32Array, float64: Float64Array,
+  }[dtype];
+  if (!Typed) throw new RequestError(`server answered with unknown dtype ${dtype}`, 502);
+  return new Typed(copy);
+}
+
+/** Per-dimension [start, stop, step] selecting a chunk's pieces with numpy slice semantics. */
+function chunkSelection(task: ChunkTask, chunkShape: readonly number[]): [number, number, number][] {
+  return task.pieces.map((p, d) => {
+    const last = p.localStart + (p.count - 1) * p.step;
+    const stop = p.step > 0 ? last + 1 : last - 1 < 0 ? -(chunkShape[d] + 1) : last - 1;
+    return [p.localStart, stop, p.step];
+  });
+}
+
+interface Exchange {
+  post(operation: string, body: string): Promise<Record<string, unknown>>;
+  requests: number;
+  bytesReceived: number;
+}
+
+function exchange(options: RemoteOptions): Exchange {
+  const servers = (typeof options.servers === "string" ? [options.servers] : [...options.servers]).map((s) => s.replace(/\/+$/, ""));
+  if (servers.length === 0) throw new RequestError("no active-storage server given");
+  let next = 0;
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/cbor" };
+  if (options.credentials) {
+    const { username, password } = options.credentials;
+    headers.authorization = "Basic " + Buffer.from(`${username}:${password}`).toString("base64");
+  }
+  const state: Exchange = {
+    requests: 0,
+    bytesReceived: 0,
+    async post(operation, body) {
+      return pRetry(
+        async () => {
+          const server = servers[next++ % servers.length];
+          state.requests++;
+          const signals = [AbortSignal.timeout(options.timeoutMs ?? 120_000), ...(options.signal ? [options.signal] : [])];
+          const res = await fetch(`${server}/v2/${operation}`, { method: "POST", headers, body, signal: AbortSignal.any(signals) });
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          state.bytesReceived += bytes.length;
+          if (res.status === 200) return decoder.decode(bytes) as Record<string, unknown>;
+          let message = `active-storage server ${server} answered ${res.status}`;
+          let causes: string[] = [];
+          try {
+            const err = JSON.parse(new TextDecoder().decode(bytes)) as { error?: { message?: string; caused_by?: string[] } };
+            if (err.error?.message) message += `: ${err.error.message}`;
+            causes = err.error?.caused_by ?? [];
+          } catch {
+            // not a Reductionist error body; the status says enough
+          }
+          const error = new RequestError(message + (causes.length ? ` (${causes.join("; ")})` : ""), res.status, causes);
+          if (res.status >= 500) throw error;
+          throw new AbortError(error);
+        },
+        {
+          retries: options.retries ?? 4,
+          minTimeout: 100,
+          maxTimeout: 5_000,
+          signal: options.signal,
+          shouldRetry: () => !options.signal?.aborted,
+        },
+      );
+    },
+  };
+  return state;
+}
+
+type Fields = Record<string, unknown>;
+
+function momentsPartials(r: Fields, shape: number[], dtype: string, moments: boolean): Partials {
+  const big = isBigintDtype(dtype);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const p = emptyPartials(shape, big, moments);
+  const counts = r.count as number[];
+  if (counts.length !== n) throw new RequestError(`server answered ${counts.length} counts for a block of ${n}`, 502);
+  const min = readValues(r.min as Uint8Array, r.dtype as string);
+  const max = readValues(r.max as Uint8Array, r.dtype as string);
+  const sum = big ? (r.sum as string[]).map((s) => BigInt(s)) : readValues(r.sum as Uint8Array, "float64");
+  const m2 = readValues(r.m2 as Uint8Array, "float64");
+  const nan = r.nan as Uint8Array;
+  for (let i = 0; i < n; i++) {
+    p.count[i] = counts[i];
+    p.nan[i] = nan[i];
+    (p.sum as (number | bigint)[])[i] = sum[i];
+    if (p.m2) p.m2[i] = m2[i] as number;
+    if (counts[i] > 0) {
+      (p.min as (number | bigint)[])[i] = min[i];
+      (p.max as (number | bigint)[])[i] = max[i];
+    }
+  }
+  return p;
+}
+
+async function reductionistPartials(x: Exchange, body: Fields, shape: number[], dtype: string): Promise<Partials> {
+  const json = toJson(body);
+  const [s, lo, hi] = await Promise.all([x.post("sum", json), x.post("min", json), x.post("max", json)]);
+  const big = isBigintDtype(dtype);
+  const p = emptyPartials(shape, big, false);
+  const sums = readValues(s.bytes as Uint8Array, s.dtype as string);
+  const mins = readValues(lo.bytes as Uint8Array, lo.dtype as string);
+  const maxs = readValues(hi.bytes as Uint8Array, hi.dtype as string);
+  const counts = s.count as number[];
+  for (let i = 0; i < counts.length; i++) {
+    p.count[i] = counts[i];
+    (p.sum as (number | bigint)[])[i] = big ? BigInt(sums[i]) : Number(sums[i]);
+    if (!big && Number.isNaN(p.sum[i] as number)) p.nan[i] = 1;
+    if (counts[i] > 0) {
+      (p.min as (number | bigint)[])[i] = big ? BigInt(mins[i]) : Number(mins[i]);
+      (p.max as (number | bigint)[])[i] = big ? BigInt(maxs[i]) : Number(maxs[i]);
+    }
+  }
+  return p;
+}
+
+/**
+ * Reduces `selection` of `array` on the servers. Blocks are merged in plan order (results that
+ * arrive early wait), so float sums round the same way on every run and as the local engine with
+ * concurrency 1.
+ */
+export async function reduceRemote(array: RemoteArray, selection: Selection, options: RemoteOptions): Promise<RemoteResult> {
+  if (!(array.dtype in INTEGER_RANGE) && array.dtype !== "float32" && array.dtype !== "float64") {
+    throw new UnsupportedFeatureError(`data type ${array.dtype}`, "remote reduction", "reductions need a numeric variable");
+  }
+  const protocol = options.protocol ?? "moments";
+  if (protocol === "reductionist" && options.moments) {
+    throw new UnsupportedFeatureError("variance/std", "a stock Reductionist server", "use activestore's server (protocol moments)");
+  }
+  const plan = planReduction(array.shape, selection, options.axis);
+  const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
+  const x = exchange(options);
+  let missing = missingJson(options.missing, array.dtype);
+  if (protocol === "reductionist" && missing) {
+    const keys = Object.keys(missing);
+    const values = missing.missing_values as unknown[] | undefined;
+    if (keys.length === 2 && missing.valid_min !== undefined && missing.valid_max !== undefined) {
+      missing = { valid_range: [missing.valid_min, missing.valid_max] };
+    } else if (keys.length > 1 || missing.skip_nan) {
+      throw new UnsupportedFeatureError("several missing-data rules", "a stock Reductionist server", "it takes exactly one");
+    } else if (values?.length === 1) missing = { missing_value: values[0] };
+  }
+  const result: RemoteResult = { partials: total, chunks: 0, requests: 0, bytesReceived: 0, bytesReduced: 0, fillChunks: 0 };
+  const collapsedAxes = plan.collapsed.flatMap((c, d) => (c ? [d] : []));
+  const allCollapsed = collapsedAxes.length === array.shape.length;
+
+  const reduceTask = async (task: ChunkTask): Promise<Partials> => {
+    const blockShape = task.pieces.filter((_, d) => !plan.collapsed[d]).map((p) => p.count);
+    const ref = array.chunk(task.coords);
+    if (!ref) {
+      result.fillChunks++;
+      const n = array.chunks.reduce((a, b) => a * b, 1);
+      return reduceChunk(
+        { data: typedFill(array.dtype, n, array.fillValue), chunkShape: array.chunks, order: array.order, pieces: task.pieces, collapsed: plan.collapsed },
+        { missing: options.missing, moments: options.moments },
+      );
+    }
+    const codecs = ref.codecs.map(({ id, ...rest }) =>
+      id === "shuffle" ? { id, element_size: (rest.elementsize as number | undefined) ?? 0 } : { id, ...rest },
+    );
+    // Reductionist's form when it fits (compression last, shuffle filters); activestore's server takes any codec in `filters`.
+    const compression = codecs.length > 0 && COMPRESSORS.has(codecs[codecs.length - 1].id) ? codecs.pop() : undefined;
+    const body: Fields = {
+      interface_type: array.interfaceType,
+      url: ref.url,
+      dtype: array.dtype,
+      byte_order: array.byteOrder,
+      offset: ref.offset,
+      size: ref.size,
+      shape: [...array.chunks],
+      order: array.order,
+      selection: chunkSelection(task, array.chunks),
+      ...(compression ? { compression } : {}),
+      ...(codecs.length > 0 ? { filters: codecs } : {}),
+      ...(missing ? { missing } : {}),
+      ...(allCollapsed ? {} : { axis: collapsedAxes }),
+    };
+    result.bytesReduced += ref.size;
+    if (protocol === "reductionist") return reductionistPartials(x, body, blockShape, array.dtype);
+    const r = await x.post("moments", toJson(body));
+    return momentsPartials(r, blockShape, array.dtype, options.moments ?? false);
+  };
+
+  // Bounded concurrency; blocks merged strictly in plan order.
+  const tasks = planChunks(plan.slab, array.chunks);
+  const pending = new Map<number, { task: ChunkTask; block: Partials }>();
+  let issued = 0;
+  let merged = 0;
+  let failed = false;
+  const worker = async () => {
+    for (let next = tasks.next(); !next.done && !failed; next = tasks.next()) {
+      const index = issued++;
+      const task = next.value;
+      const block = await reduceTask(task);
+      pending.set(index, { task, block });
+      while (pending.has(merged)) {
+        const done = pending.get(merged)!;
+        pending.delete(merged++);
+        mergePartials(total, done.block, blockOffset(done.task, plan.collapsed));
+        result.chunks++;
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.max(1, options.concurrency ?? 16) }, () =>
+      worker().catch((error: unknown) => {
+        failed = true;
+        throw error;
+      }),
+    ),
+  );
+  result.requests = x.requests;
+  result.bytesReceived = x.bytesReceived;
+  return result;
+}
