@@ -16,6 +16,7 @@ import { registerCodecs } from "../src/codecs/registry.js";
 import { ReferenceSetError, UnsupportedFeatureError } from "../src/errors.js";
 import { buildReferences } from "../src/refs/build.js";
 import { combineReferences, combineReferencesWithNotes, type CombineInput } from "../src/refs/combine.js";
+import { convertTimes } from "../src/refs/combine-time.js";
 import { toJson } from "../src/refs/json.js";
 import { decodeNpy } from "../src/refs/npy.js";
 import { readParquetReferences } from "../src/refs/parquet-read.js";
@@ -99,6 +100,12 @@ describe("combineReferences along an existing dimension", () => {
     expect(combined.refs["tas/7.1.1"]).toBeDefined();
   });
 
+  it("converts each file's time units to the first file's, as xarray's decoded times", async () => {
+    const combined = await combineReferences(await inputsOf("shifted"), { concatDims: ["time"] });
+    await expectMatchesXarray(combined, "shifted");
+    expect(JSON.parse(combined.refs["time/.zattrs"] as string).units).toBe("hours since 2000-01-01 00:00:00");
+  });
+
   it("refuses an input that ends in a partial chunk unless it is the last", async () => {
     const inputs = await inputsOf("ragged");
     const error = await combineReferences(inputs, { concatDims: ["time"] }).catch((e: unknown) => e);
@@ -168,7 +175,8 @@ describe("combineReferences mismatches are errors naming the input and the array
     ["dimensions", "tas/.zattrs", (m) => (m._ARRAY_DIMENSIONS = ["time", "y", "x"]), /dimensions \["time","y","x"\]/],
     ["units", "tas/.zattrs", (m) => (m.units = "degC"), /attribute "units" "degC" differs from "K"/],
     ["dtype of an array taken once", "orog/.zarray", (m) => (m.dtype = "<i4"), /reference "orog\/\.zarray".*dtype "<i4" differs from "<f4"/],
-    ["coordinate units", "time/.zattrs", (m) => (m.units = "hours since 2000-01-01"), /coordinate attribute "units"/],
+    ["coordinate units", "time/.zattrs", (m) => (m.units = "months since 2000-01-01"), /coordinate units "months since 2000-01-01" .* cannot be converted/],
+    ["coordinate calendar", "time/.zattrs", (m) => (m.calendar = "noleap"), /coordinate attribute "calendar" "noleap" differs/],
   ];
   for (const [what, key, edit, message] of cases) {
     it(what, async () => {
@@ -280,5 +288,20 @@ describe("activestore combine", () => {
     const files = readdirSync(join(HERE, "ragged")).map((f) => join(HERE, "ragged", f));
     await expect(run(...files, "--concat-dim", "time")).rejects.toThrow(/not a multiple of the chunk size/);
     await expect(run(...files, "--concat-dim", "time", "--format", "parquet")).rejects.toThrow(/needs --output/);
+  });
+});
+
+describe("CF time units conversion", () => {
+  it("moves values between units and epochs on real calendars", () => {
+    expect(convertTimes([1, 1.5], "days since 2000-01-02", "hours since 2000-01-01 00:00:00", "standard")).toEqual([48, 60]);
+    expect(convertTimes([0], "seconds since 2000-01-01T06:00:00+06:00", "hours since 2000-01-01", undefined)).toEqual([0]);
+    expect(convertTimes([30], "minutes since 1970-01-01 00:00", "hours since 1970-01-01", "proleptic_gregorian")).toEqual([0.5]);
+  });
+
+  it("refuses what it cannot convert exactly", () => {
+    expect(convertTimes([1], "days since 2000-01-01", "hours since 2000-01-01", "noleap")).toBeUndefined();
+    expect(convertTimes([1], "days since 1000-01-01", "days since 2000-01-01", "standard")).toBeUndefined(); // Julian dates
+    expect(convertTimes([1], "months since 2000-01-01", "days since 2000-01-01", "standard")).toBeUndefined();
+    expect(convertTimes([1], "K", "degC", undefined)).toBeUndefined();
   });
 });

@@ -172,6 +172,10 @@ export function coordinateReferences(
   const kind = like ? like.zarray.dtype.slice(1) : values.every((v) => Number.isSafeInteger(v)) ? "i8" : "f8";
   const write = WRITERS[kind];
   if (!write) throw new ReferenceSetError(`coordinate dtype ${like?.zarray.dtype} cannot be rebuilt`, `${dim}/.zarray`);
+  if (!kind.startsWith("f") && !values.every((v) => Number.isSafeInteger(v))) {
+    const bad = values.find((v) => !Number.isSafeInteger(v));
+    throw new ReferenceSetError(`coordinate value ${bad} does not fit the integer dtype ${like?.zarray.dtype ?? kind}`, `${dim}/.zarray`);
+  }
   const data = write(values);
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const dtype = kind.endsWith("1") ? `|${kind}` : `<${kind}`;

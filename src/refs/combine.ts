@@ -27,6 +27,7 @@ import {
   type InputArray,
   type ParsedInput,
 } from "./combine-inputs.js";
+import { convertTimes, harmoniseUnits } from "./combine-time.js";
 import { toJson } from "./json.js";
 import type { ReferenceStoreOptions } from "./reference-store.js";
 import type { Reference, References } from "./types.js";
@@ -82,12 +83,18 @@ export async function combineReferencesWithNotes(
   let order = given.map((_, i) => i);
   let values: number[] | undefined;
   if (source !== undefined) {
-    const coords = await inputCoordinates(given, dim, source, lengths, reader);
+    let coords = await inputCoordinates(given, dim, source, lengths, reader);
+    if (source === "variable") coords = harmoniseUnits(given, dim, coords);
     order = orderByCoordinate(coords, given.map((g) => g.name), dim);
     values = order.flatMap((i) => coords[i]);
   }
   const inputs = order.map((i) => given[i]);
   const ref = inputs[0];
+  if (source === "variable" && values !== undefined && ref !== first) {
+    // The combined coordinate keeps the (new) first input's attributes, so its units too.
+    const units = (a: ParsedInput) => a.arrays.get(dim)?.attrs;
+    values = convertTimes(values, units(first)?.units, units(ref)?.units, units(ref)?.calendar) ?? values;
+  }
   const names = inputs.map((i) => i.name);
   const notes: string[] = [];
   const out: Record<string, Reference> = {};
@@ -254,7 +261,8 @@ function checkCoordinateAttributes(inputs: readonly ParsedInput[], dim: string):
   const like = inputs[0].arrays.get(dim)!;
   for (const input of inputs.slice(1)) {
     const array = input.arrays.get(dim)!;
-    for (const name of ["units", "calendar"]) {
+    // Units may differ (values were converted to the first input's units); the calendar may not.
+    for (const name of ["calendar"]) {
       if (JSON.stringify(array.attrs[name]) !== JSON.stringify(like.attrs[name])) {
         throw new ReferenceSetError(
           `${input.name}: coordinate attribute "${name}" ${JSON.stringify(array.attrs[name])} differs from ${JSON.stringify(like.attrs[name])} in ${inputs[0].name}; ` +
