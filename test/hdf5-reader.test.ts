@@ -145,10 +145,15 @@ describe("HDF5 reader: paths, links and errors", () => {
 
   it("reports truncation with the structure and offset", async () => {
     const bytes = new Uint8Array(readFileSync(pathOf("latest.h5")));
-    const file = await openHdf5(bytesSource("cut.h5", bytes.subarray(0, 2000)));
-    const err = await file.root().catch((e: unknown) => e);
+    // Caught at open: the superblock records a longer file.
+    const err = await openHdf5(bytesSource("cut.h5", bytes.subarray(0, 2000))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Hdf5FormatError);
-    expect((err as Hdf5FormatError).message).toMatch(/cut\.h5: .* at offset \d+: .*truncated/);
+    expect((err as Hdf5FormatError).message).toMatch(/cut\.h5: superblock at offset 0: file truncated/);
+    // A source that cannot tell its size is caught at the first structure past the end.
+    const sizeless = { ...bytesSource("cut.h5", bytes.subarray(0, 2000)), size: async () => undefined };
+    const late = await (await openHdf5(sizeless)).root().catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(Hdf5FormatError);
+    expect((late as Hdf5FormatError).message).toMatch(/cut\.h5: .* at offset \d+: .*truncated/);
   });
 
   it("detects a corrupt v2 object header by its checksum", async () => {

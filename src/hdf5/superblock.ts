@@ -19,7 +19,7 @@ export interface Superblock {
   base: number;
   offsetSize: number;
   lengthSize: number;
-  /** End-of-file address (relative to base), as recorded by the writer. */
+  /** End-of-file address as recorded by the writer (from the start of the file, user block included). */
   eofAddress: number;
   rootAddress: number;
   /** v0/v1 only, when the root entry caches its symbol table. */
@@ -89,9 +89,21 @@ export async function readSuperblock(source: CachedSource): Promise<Superblock> 
   const c = new Cursor(bytes, 0, "superblock", { offsetSize: 8, lengthSize: 8 }, source.name);
   c.skip(8);
   const version = c.u8();
-  if (version === 0 || version === 1) return decodeV0V1(c, version, base);
-  if (version === 2 || version === 3) return decodeV2V3(c, version, base);
-  throw c.error(`unknown superblock version ${version}`, 8);
+  let superblock: Superblock;
+  if (version === 0 || version === 1) superblock = decodeV0V1(c, version, base);
+  else if (version === 2 || version === 3) superblock = decodeV2V3(c, version, base);
+  else throw c.error(`unknown superblock version ${version}`, 8);
+  // As the HDF5 library does: a file shorter than its recorded end is truncated (a partial copy).
+  // The end-of-file address counts from the start of the file, user block included.
+  if (size !== undefined && superblock.eofAddress !== UNDEFINED_ADDRESS && superblock.eofAddress > size) {
+    throw new Hdf5FormatError(
+      `file truncated: the superblock records ${superblock.eofAddress} bytes, the file has ${size}`,
+      base,
+      "superblock",
+      { source: source.name },
+    );
+  }
+  return superblock;
 }
 
 function checkSizes(c: Cursor, offsetSize: number, lengthSize: number): void {
