@@ -80,7 +80,10 @@ async function runCase(name: string, bytes: Uint8Array, cache: { maxBlocks?: num
   const hang = new Promise<Outcome>((resolve) => {
     timer = setTimeout(() => resolve({ unexpected: new Error(`${name}: no result after ${HANG_MS} ms`) }), HANG_MS);
   });
-  const work = readAll(bytesSource(name, bytes), cache).then(
+  // Truncated files checked at open by their recorded size; a source that cannot tell its size
+  // (some HTTP servers) must still fail cleanly deeper in, so half the cuts hide it.
+  const source = name.includes("cut@") && name.endsWith("?") ? { ...bytesSource(name, bytes), size: async () => undefined } : bytesSource(name, bytes);
+  const work = readAll(source, cache).then(
     (): Outcome => "ok",
     (e: unknown): Outcome => (e instanceof ActivestoreError ? "named" : { unexpected: e }),
   );
@@ -115,7 +118,7 @@ describe("HDF5 reader on corrupt input", () => {
       }
       for (let i = 0; i < TRUNCATIONS_PER_FILE; i++) {
         const at = i < TRUNCATIONS_PER_FILE / 2 ? Math.floor(random() * original.length) : targets[Math.floor(random() * targets.length)];
-        cases.push([`${path} cut@${at}`, original.subarray(0, at)]);
+        cases.push([`${path} cut@${at}${i % 2 ? "?" : ""}`, original.subarray(0, at)]);
       }
       for (const [i, [name, bytes]] of cases.entries()) {
         // Every third case with a tiny cache, so eviction under concurrent reads is exercised too.
