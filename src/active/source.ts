@@ -11,7 +11,8 @@ import { openHdf5 } from "../hdf5/file.js";
 import { byteSourceFromStore } from "../hdf5/io.js";
 import { buildFromReader } from "../refs/build.js";
 import { filtersToCodecs } from "../refs/filters.js";
-import { parseReferences, ReferenceStore, type Resolver } from "../refs/reference-store.js";
+import { parseReferences, ReferenceStore } from "../refs/reference-store.js";
+import { storeResolver } from "../refs/resolve.js";
 import type { References } from "../refs/types.js";
 import { openStore, splitUrl, type OpenStoreOptions } from "../stores/open.js";
 import type { Store } from "../stores/types.js";
@@ -19,6 +20,9 @@ import { Active, type ActiveOptions, type ReadCounter } from "./active.js";
 import type { ChunkSource } from "./engine.js";
 
 export type ActiveSource = string | References | Store;
+
+/** Moved to src/refs/resolve.ts; re-exported for existing imports. */
+export { storeResolver };
 
 export interface OpenActiveOptions extends ActiveOptions {
   /** Options for the stores that URLs open (credentials, endpoints, anonymous...). */
@@ -33,21 +37,6 @@ function isReferences(value: unknown): value is References {
 
 function isStore(value: unknown): value is Store {
   return typeof value === "object" && value !== null && "get" in value && "url" in value;
-}
-
-/** Resolves reference urls through the store layer, one store per bucket/host/directory. */
-export function storeResolver(options: OpenStoreOptions = {}, baseUrl?: string): Resolver {
-  const stores = new Map<string, Store>();
-  return (url: string) => {
-    const absolute =
-      /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || url.startsWith("/") || baseUrl === undefined
-        ? url
-        : `${baseUrl.replace(/\/[^/]*$/, "")}/${url}`;
-    const { storeUrl, key } = splitUrl(absolute);
-    let store = stores.get(storeUrl);
-    if (!store) stores.set(storeUrl, (store = openStore(storeUrl, options)));
-    return { store, key };
-  };
 }
 
 function counting(store: AsyncReadable, counter: ReadCounter): AsyncReadable {

@@ -3,33 +3,35 @@
  * byte range of another object, fetched through a resolver. A key absent from the set is missing
  * (`undefined`, i.e. a chunk of fill values); a reference whose target cannot be read is an error,
  * never `undefined`, so a broken link is not mistaken for a fill-value chunk.
+ *
+ * Reads of url references go through a BatchReader: the gets zarrita fires for a selection are
+ * gathered, coalesced per target object and run with bounded concurrency.
  */
-import { open, readFile } from "node:fs/promises";
-import { dirname, isAbsolute, resolve as resolvePath } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFile } from "node:fs/promises";
+import { dirname, resolve as resolvePath } from "node:path";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
-import { openStore, splitUrl } from "../stores/open.js";
-import type { Store } from "../stores/types.js";
+import { BatchReader, type BatchReaderOptions, type BatchStats } from "./batch-reader.js";
+import { expandGen } from "./gen.js";
 import { decodeInline } from "./inline.js";
+import type { ReferenceLookup } from "./parquet-read.js";
+import { localResolver, type Resolver, type StoreResolver } from "./resolve.js";
 import type { Reference, References } from "./types.js";
 
-/** Whatever can serve the bytes of a reference's url. */
-export interface TargetStore {
-  get(key: string, opts?: GetOptions): Promise<Uint8Array | undefined>;
-  getRange(key: string, range: { offset: number; length: number }, opts?: GetOptions): Promise<Uint8Array | undefined>;
-}
+export { localResolver, type Resolver, type TargetStore } from "./resolve.js";
 
-export type Resolver = (url: string) => { store: TargetStore; key: string };
-
-export interface ReferenceStoreOptions {
+export interface ReferenceStoreOptions extends BatchReaderOptions {
   /**
-   * Maps reference urls to a store and key. Default: local paths and file:// urls through node:fs,
-   * every other url through the store layer's `openStore` (one store per bucket/directory).
+   * Maps reference urls to a store and key. Default: `localResolver(baseDir)` — paths relative to
+   * `baseDir`, everything else through the store layer's `openStore`, one store per bucket/directory.
    */
   resolver?: Resolver;
   /** Directory that relative local paths are resolved against (default: the working directory). */
   baseDir?: string;
+  /** The url of references whose url is null or empty (fsspec's `target`). */
+  target?: string;
+  /** Keys not in `references.refs` are looked up here (a parquet reference set). */
+  lookup?: ReferenceLookup;
 }
 
 /** Validates a parsed reference set (version 1, or the flat version-0 mapping). */
@@ -42,53 +44,61 @@ export function parseReferences(input: string | unknown): References {
       throw new ReferenceSetError("not valid JSON", undefined, undefined, { cause });
     }
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ReferenceSetError("expected a JSON object");
-  }
-  const obj = value as Record<string, unknown>;
-  if (!("version" in obj)) return { version: 1, refs: checkRefs(obj) };
-  if (obj.version !== 1) throw new ReferenceSetError(`unsupported version ${JSON.stringify(obj.version)}`);
-  if (typeof obj.refs !== "object" || obj.refs === null || Array.isArray(obj.refs)) {
-    throw new ReferenceSetError('"refs" must be an object');
-  }
-  const templates = obj.templates as Record<string, string> | undefined;
-  if (templates !== undefined && (typeof templates !== "object" || Object.values(templates).some((t) => typeof t !== "string"))) {
+  if (!isObject(value)) throw new ReferenceSetError("expected a JSON object");
+  if (!("version" in value)) return { version: 1, refs: checkRefs(value) };
+  if (value.version !== 1) throw new ReferenceSetError(`unsupported version ${JSON.stringify(value.version)}`);
+  if (!isObject(value.refs)) throw new ReferenceSetError('"refs" must be an object');
+  const templates = value.templates;
+  if (templates !== undefined && (!isObject(templates) || Object.values(templates).some((t) => typeof t !== "string"))) {
     throw new ReferenceSetError('"templates" must map names to strings');
   }
-  if (obj.gen !== undefined && (!Array.isArray(obj.gen) || obj.gen.length > 0)) {
-    throw new ReferenceSetError('"gen" is not supported yet; expand it with kerchunk first');
-  }
-  return { version: 1, refs: checkRefs(obj.refs as Record<string, unknown>), templates };
+  if (value.gen !== undefined && !Array.isArray(value.gen)) throw new ReferenceSetError('"gen" must be a list');
+  const out: References = { version: 1, refs: checkRefs(value.refs) };
+  if (templates !== undefined) out.templates = templates as Record<string, string>;
+  if (Array.isArray(value.gen) && value.gen.length > 0) out.gen = value.gen;
+  return out;
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isUrlRef(v: unknown[]): boolean {
+  const url = v[0] === null || typeof v[0] === "string";
+  if (v.length === 1) return url;
+  const int = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  return v.length === 3 && url && int(v[1]) && int(v[2]);
+}
+
+/**
+ * A walk over the keys without copying: strings (inline content, decoded when read) and url lists
+ * are checked where they are; JSON-valued entries (`.zattrs` given as an object) become their text.
+ */
 function checkRefs(refs: Record<string, unknown>): Record<string, Reference> {
-  for (const [key, v] of Object.entries(refs)) {
+  for (const key in refs) {
+    const v = refs[key];
     if (typeof v === "string") continue;
-    if (Array.isArray(v) && v.length === 1 && typeof v[0] === "string") continue;
-    if (
-      Array.isArray(v) &&
-      v.length === 3 &&
-      typeof v[0] === "string" &&
-      Number.isSafeInteger(v[1]) &&
-      Number.isSafeInteger(v[2]) &&
-      v[1] >= 0 &&
-      v[2] >= 0
-    ) {
-      continue;
-    }
-    // Inline JSON objects (kerchunk writes .zarray as an object in some versions): keep as text.
-    if (typeof v === "object" && v !== null && !Array.isArray(v) && key.split("/").pop()!.startsWith(".z")) {
+    if (Array.isArray(v) && isUrlRef(v)) continue;
+    if (isObject(v) || (Array.isArray(v) && isMetadataKey(key))) {
       refs[key] = JSON.stringify(v);
       continue;
     }
-    throw new ReferenceSetError(`expected a string, [url] or [url, offset, length], got ${JSON.stringify(v)}`, key);
+    throw new ReferenceSetError(`expected a string, a JSON object, [url] or [url, offset, length], got ${JSON.stringify(v)?.slice(0, 200)}`, key);
   }
   return refs as Record<string, Reference>;
 }
 
+function isMetadataKey(key: string): boolean {
+  return /(^|\/)\.z[a-z]+$/.test(key);
+}
+
 export class ReferenceStore implements AsyncReadable {
   private readonly resolver: Resolver;
-  private readonly ownResolver?: { close(): Promise<void> };
+  private readonly ownResolver?: StoreResolver;
+  private readonly batch: BatchReader;
+  private readonly generated?: Map<string, Reference>;
+  private readonly lookup?: ReferenceLookup;
+  private readonly target?: string;
 
   constructor(
     readonly references: References,
@@ -101,6 +111,15 @@ export class ReferenceStore implements AsyncReadable {
       this.resolver = own;
       this.ownResolver = own;
     }
+    this.batch = new BatchReader(options);
+    this.lookup = options.lookup;
+    this.target = options.target;
+    if (references.gen && references.gen.length > 0) this.generated = expandGen(references.gen, references.templates);
+  }
+
+  /** Reads (chunks asked for), requests made after coalescing and bytes fetched, so far. */
+  get stats(): Readonly<BatchStats> {
+    return this.batch.stats;
   }
 
   /** Releases stores the default resolver opened (pooled connections); a given resolver is the caller's. */
@@ -122,45 +141,63 @@ export class ReferenceStore implements AsyncReadable {
     return this.read(key, range, opts);
   }
 
+  /** Several keys at once, coalesced like concurrent `get`s; missing keys map to undefined. */
+  async getMany(keys: Iterable<string>, opts?: GetOptions): Promise<Map<string, Uint8Array | undefined>> {
+    const list = [...keys];
+    const values = await Promise.all(list.map((k) => this.read(k, undefined, opts)));
+    return new Map(list.map((k, i) => [k, values[i]]));
+  }
+
+  /** The reference of a key, or undefined when the set has none. */
+  async reference(key: string): Promise<Reference | undefined> {
+    const k = key.replace(/^\/+/, "");
+    const ref = this.generated?.get(k) ?? this.references.refs[k];
+    if (ref !== undefined || !this.lookup) return ref;
+    return this.lookup.get(k);
+  }
+
   private async read(key: string, range: RangeQuery | undefined, opts?: GetOptions): Promise<Uint8Array | undefined> {
     const k = key.replace(/^\/+/, "");
-    const ref = this.references.refs[k];
+    opts?.signal?.throwIfAborted();
+    const ref = this.generated?.get(k) ?? this.references.refs[k] ?? (await this.lookup?.get(k));
     if (ref === undefined) return undefined;
     if (typeof ref === "string") return slice(decodeInline(ref, k), range);
-    const url = this.expand(ref[0], k);
-    let target: { store: TargetStore; key: string };
+    const url = this.urlOf(ref[0] as string | null, k);
+    let store, target;
     try {
-      target = this.resolver(url);
+      ({ store, key: target } = this.resolver(url));
     } catch (cause) {
       throw new ReferenceSetError(`cannot resolve url: ${(cause as Error).message}`, k, url, { cause });
     }
-    let bytes: Uint8Array | undefined;
-    let wanted: number | undefined;
     try {
       if (ref.length === 1) {
-        bytes = slice((await target.store.get(target.key, opts)) ?? missing(k, url), range);
-      } else {
-        const [, offset, length] = ref;
-        const r = clip(length, range);
-        wanted = r.length;
-        bytes = r.length === 0 ? new Uint8Array(0) : await target.store.getRange(target.key, { offset: offset + r.offset, length: r.length }, opts);
+        const bytes = await this.batch.read(store, target);
+        return slice(bytes ?? missing(k, url), range);
       }
+      const r = clip(ref[2], range);
+      if (r.length === 0) return new Uint8Array(0);
+      const bytes = await this.batch.read(store, target, { offset: ref[1] + r.offset, length: r.length });
+      if (bytes === undefined) missing(k, url);
+      if (bytes.length !== r.length) {
+        throw new ReferenceSetError(`target too short: got ${bytes.length} of ${r.length} bytes at offset ${ref[1] + r.offset}`, k, url);
+      }
+      return bytes;
     } catch (cause) {
       if (cause instanceof ReferenceSetError) throw cause;
       throw new ReferenceSetError(`target unreachable: ${(cause as Error).message}`, k, url, { cause });
     }
-    if (bytes === undefined) missing(k, url);
-    if (wanted !== undefined && bytes.length !== wanted) {
-      throw new ReferenceSetError(`target too short: got ${bytes.length} of ${wanted} bytes`, k, url);
-    }
-    return bytes;
   }
 
-  private expand(url: string, key: string): string {
+  /** The url with templates filled in; null or empty means the default target. */
+  private urlOf(url: string | null, key: string): string {
+    if (url === null || url === "") {
+      if (this.target === undefined) throw new ReferenceSetError("reference has no url and no default target was given", key);
+      return this.target;
+    }
     const templates = this.references.templates;
-    if (!templates || !url.includes("{{")) return url;
+    if (!url.includes("{{")) return url;
     return url.replace(/\{\{\s*([^}\s]+)\s*\}\}/g, (_, name: string) => {
-      const t = templates[name];
+      const t = templates?.[name];
       if (t === undefined) throw new ReferenceSetError(`unknown template {{${name}}}`, key, url);
       return t;
     });
@@ -184,63 +221,4 @@ function clip(length: number, range: RangeQuery | undefined): { offset: number; 
 function slice(bytes: Uint8Array, range: RangeQuery | undefined): Uint8Array {
   const r = clip(bytes.length, range);
   return bytes.subarray(r.offset, r.offset + r.length);
-}
-
-/**
- * Local paths and file:// urls through node:fs; other urls through `openStore`, one store per
- * bucket or directory, released by `close()`.
- */
-export function localResolver(baseDir?: string): Resolver & { close(): Promise<void> } {
-  const store = new LocalFileTarget();
-  const remote = new Map<string, Store>();
-  const resolver = (url: string) => {
-    if (url.startsWith("file://")) return { store, key: fileURLToPath(url) };
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-      const { storeUrl, key } = splitUrl(url);
-      let target = remote.get(storeUrl);
-      if (!target) remote.set(storeUrl, (target = openStore(storeUrl)));
-      return { store: target, key };
-    }
-    return { store, key: isAbsolute(url) || baseDir === undefined ? resolvePath(url) : resolvePath(baseDir, url) };
-  };
-  return Object.assign(resolver, {
-    async close() {
-      const stores = [...remote.values()];
-      remote.clear();
-      await Promise.all(stores.map((s) => (s as Store & { close?: () => Promise<void> }).close?.()));
-    },
-  });
-}
-
-class LocalFileTarget implements TargetStore {
-  async get(path: string): Promise<Uint8Array | undefined> {
-    try {
-      return new Uint8Array(await readFile(path));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
-  }
-
-  async getRange(path: string, range: { offset: number; length: number }): Promise<Uint8Array | undefined> {
-    let handle;
-    try {
-      handle = await open(path, "r");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
-    try {
-      const out = new Uint8Array(range.length);
-      let done = 0;
-      while (done < range.length) {
-        const { bytesRead } = await handle.read(out, done, range.length - done, range.offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return out.subarray(0, done);
-    } finally {
-      await handle.close();
-    }
-  }
 }

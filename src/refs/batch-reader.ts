@@ -1,0 +1,143 @@
+/**
+ * Coalesced reads for the reference store. zarrita asks for every chunk of a selection at once,
+ * one `get` per chunk; reads queued in the same turn of the event loop are gathered here, grouped
+ * by target object, merged into few large range requests (gap and block size configurable) and
+ * run with at most `concurrency` requests in flight across all targets — so thousands of chunk
+ * reads become tens of requests and never thousands of open connections.
+ */
+import pLimit, { type LimitFunction } from "p-limit";
+import { coalesceRanges, splitCoalesced, type ByteSpan } from "../stores/coalesce.js";
+import type { TargetStore } from "./resolve.js";
+
+export interface BatchReaderOptions {
+  /** Bytes of gap between two ranges still worth reading through (default 1 MiB). */
+  coalesceGap?: number;
+  /** Largest merged request in bytes (default 16 MiB); a single larger range is read whole. */
+  maxBlock?: number;
+  /** Requests in flight at once across every target (default 16). */
+  concurrency?: number;
+}
+
+export const DEFAULT_GAP = 1024 * 1024;
+export const DEFAULT_MAX_BLOCK = 16 * 1024 * 1024;
+export const DEFAULT_CONCURRENCY = 16;
+
+export interface BatchStats {
+  /** Reads asked for (chunks). */
+  reads: number;
+  /** Requests made to stores after coalescing. */
+  requests: number;
+  /** Bytes those requests returned, gaps included. */
+  bytes: number;
+}
+
+interface Waiter {
+  resolve(bytes: Uint8Array | undefined): void;
+  reject(error: unknown): void;
+}
+
+interface Group {
+  store: TargetStore;
+  key: string;
+  /** Whole-object reads of this target share one request. */
+  whole: Waiter[];
+  spans: ByteSpan[];
+  waiters: Waiter[];
+}
+
+export class BatchReader {
+  readonly stats: BatchStats = { reads: 0, requests: 0, bytes: 0 };
+  private readonly gap: number;
+  private readonly maxBlock: number;
+  private readonly limit: LimitFunction;
+  private pending = new Map<TargetStore, Map<string, Group>>();
+  private scheduled = false;
+
+  constructor(options: BatchReaderOptions = {}) {
+    this.gap = options.coalesceGap ?? DEFAULT_GAP;
+    this.maxBlock = options.maxBlock ?? DEFAULT_MAX_BLOCK;
+    this.limit = pLimit(Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY));
+  }
+
+  get concurrency(): number {
+    return this.limit.concurrency;
+  }
+
+  /**
+   * Bytes `span` of `key` in `store` (the whole object when `span` is undefined); undefined when
+   * the object does not exist. The result may be shorter than asked at the end of the object.
+   */
+  read(store: TargetStore, key: string, span?: ByteSpan): Promise<Uint8Array | undefined> {
+    this.stats.reads++;
+    let byKey = this.pending.get(store);
+    if (!byKey) this.pending.set(store, (byKey = new Map()));
+    let group = byKey.get(key);
+    if (!group) byKey.set(key, (group = { store, key, whole: [], spans: [], waiters: [] }));
+    const g = group;
+    const promise = new Promise<Uint8Array | undefined>((resolve, reject) => {
+      if (span === undefined) g.whole.push({ resolve, reject });
+      else {
+        g.spans.push(span);
+        g.waiters.push({ resolve, reject });
+      }
+    });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      // setImmediate, not a microtask: zarrita awaits a few promises per chunk before its get,
+      // and all of those settle before the check phase, so the whole selection lands in one batch.
+      setImmediate(() => this.flush());
+    }
+    return promise;
+  }
+
+  private flush(): void {
+    const groups = this.pending;
+    this.pending = new Map();
+    this.scheduled = false;
+    for (const byKey of groups.values()) {
+      for (const group of byKey.values()) {
+        if (group.whole.length > 0) this.readWhole(group);
+        if (group.spans.length > 0) this.readSpans(group);
+      }
+    }
+  }
+
+  private readWhole({ store, key, whole }: Group): void {
+    this.limit(async () => {
+      this.stats.requests++;
+      const bytes = await store.get(key);
+      this.stats.bytes += bytes?.length ?? 0;
+      return bytes;
+    }).then(
+      (bytes) => whole.forEach((w) => w.resolve(bytes)),
+      (error: unknown) => whole.forEach((w) => w.reject(error)),
+    );
+  }
+
+  private readSpans({ store, key, spans, waiters }: Group): void {
+    for (const request of coalesceRanges(spans, this.gap, this.maxBlock)) {
+      const members = request.members.map((i) => spans[i]);
+      this.limit(async () => {
+        this.stats.requests++;
+        let parts: Uint8Array[] | undefined;
+        if (store.getRanges) {
+          // The store's own batched read: its retries, its coalescing (one request for these
+          // members, as they were merged with the same gap and cap), split back for us.
+          parts = await store.getRanges(key, members, { coalesceGap: this.gap, maxRequestSize: this.maxBlock, concurrency: 1 });
+        } else {
+          const bytes = await store.getRange(key, { offset: request.offset, length: request.length });
+          if (bytes !== undefined) {
+            parts = [];
+            const local = { ...request, members: members.map((_, i) => i) };
+            splitCoalesced(local, bytes, members, parts);
+          }
+        }
+        this.stats.bytes += request.length;
+        return parts;
+      }).then(
+        (parts) => request.members.forEach((i, n) => waiters[i].resolve(parts?.[n])),
+        (error: unknown) => request.members.forEach((i) => waiters[i].reject(error)),
+      );
+    }
+  }
+}
