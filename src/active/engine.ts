@@ -79,13 +79,24 @@ export async function reduceArray(
   const plan = planReduction(array.shape, selection, options.axis);
   const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
   const tasks = planChunks(plan.slab, array.chunks);
+  const kernelOptions = { missing: options.missing, moments: options.moments };
+  // One signal for every read: the caller's abort, or the first failure, cancels the reads still in
+  // flight instead of letting them finish into nothing after we have returned.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
   let chunks = 0;
-  let failed = false;
+  // Each worker holds at most one chunk (its read, then its decoded data until merged), so memory
+  // is concurrency × chunk size; the reads of all workers are in flight together, which is what
+  // lets the reference store coalesce neighbouring chunks and keeps libuv's pool decoding while
+  // this thread reduces.
   const worker = async () => {
-    for (let next = tasks.next(); !next.done && !failed; next = tasks.next()) {
-      options.signal?.throwIfAborted();
+    for (let next = tasks.next(); !next.done; next = tasks.next()) {
+      stop.signal.throwIfAborted();
       const task = next.value;
-      const chunk = await array.getChunk(task.coords, { signal: options.signal });
+      const chunk = await array.getChunk(task.coords, { signal: stop.signal });
+      stop.signal.throwIfAborted();
       const block = reduceChunk(
         {
           data: chunk.data as NumericArray,
@@ -94,20 +105,27 @@ export async function reduceArray(
           pieces: task.pieces,
           collapsed: plan.collapsed,
         },
-        { missing: options.missing, moments: options.moments },
+        kernelOptions,
       );
       mergePartials(total, block, blockOffset(task, plan.collapsed));
       chunks++;
     }
   };
-  const n = Math.max(1, options.concurrency ?? 16);
-  await Promise.all(
-    Array.from({ length: n }, () =>
-      worker().catch((error: unknown) => {
-        failed = true; // the other workers stop pulling chunks
-        throw error;
-      }),
-    ),
-  );
+  const n = Math.max(1, Math.floor(options.concurrency ?? 16));
+  let failure: { error: unknown } | undefined;
+  try {
+    await Promise.all(
+      Array.from({ length: n }, () =>
+        worker().catch((error: unknown) => {
+          // The first error wins; the others are usually the abort it caused.
+          failure ??= { error };
+          stop.abort(error);
+        }),
+      ),
+    );
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+  if (failure) throw failure.error;
   return { partials: total, chunks };
 }

@@ -67,7 +67,12 @@ function elementStrides(shape: readonly number[], order: "C" | "F"): number[] {
   return strides;
 }
 
-/** Decomposes the in-chunk selection into runs along the last dimension. */
+/**
+ * Decomposes the in-chunk selection into runs along the innermost dimension. Dimensions that walk
+ * memory and the output in lockstep are fused first (a whole 25³ chunk is one run of 15,625
+ * elements, not 625 runs of 25): the per-run bookkeeping, not the arithmetic, is what a small
+ * chunk costs.
+ */
 function runsOf(sel: ChunkSelection): Runs {
   const ndim = sel.pieces.length;
   const strides = sel.strides ?? elementStrides(sel.chunkShape, sel.order ?? "C");
@@ -81,26 +86,55 @@ function runsOf(sel: ChunkSelection): Runs {
       s *= sel.pieces[d].count;
     }
   }
+  // Fused dimensions, outermost first: element count, step in `data`, step in the output.
+  let base = 0;
+  const counts: number[] = [];
+  const steps: number[] = [];
+  const outSteps: number[] = [];
+  let empty = false;
+  for (let d = 0; d < ndim; d++) {
+    const p = sel.pieces[d];
+    if (p.count === 0) empty = true;
+    base += p.localStart * strides[d];
+    if (p.count === 1) continue; // contributes its offset only
+    const step = p.step * strides[d];
+    const k = counts.length - 1;
+    if (k >= 0 && steps[k] === p.count * step && outSteps[k] === p.count * outStrides[d]) {
+      counts[k] *= p.count;
+      steps[k] = step;
+      outSteps[k] = outStrides[d];
+    } else {
+      counts.push(p.count);
+      steps.push(step);
+      outSteps.push(outStrides[d]);
+    }
+  }
   return {
     blockShape,
     forEach(run) {
-      if (ndim === 0) return run(0, 1, 1, 0, 0);
-      if (sel.pieces.some((p) => p.count === 0)) return;
-      const last = ndim - 1;
-      const p = sel.pieces;
-      const innerStride = p[last].step * strides[last];
+      if (empty) return;
+      const last = counts.length - 1;
+      if (last < 0) return run(base, 1, 1, 0, 0);
+      const innerStep = steps[last];
+      const innerOut = outSteps[last];
+      const n = counts[last];
+      if (last === 0) return run(base, innerStep, n, 0, innerOut);
       const at = new Array<number>(last).fill(0);
+      let offset = base;
+      let out = 0;
       for (;;) {
-        let offset = p[last].localStart * strides[last];
-        let out = 0;
-        for (let d = 0; d < last; d++) {
-          offset += (p[d].localStart + at[d] * p[d].step) * strides[d];
-          out += at[d] * outStrides[d];
-        }
-        run(offset, innerStride, p[last].count, out, outStrides[last]);
+        run(offset, innerStep, n, out, innerOut);
         let d = last - 1;
-        while (d >= 0 && ++at[d] === p[d].count) at[d--] = 0;
+        // Odometer over the outer fused dimensions, stepping offsets incrementally.
+        while (d >= 0 && ++at[d] === counts[d]) {
+          at[d] = 0;
+          offset -= (counts[d] - 1) * steps[d];
+          out -= (counts[d] - 1) * outSteps[d];
+          d--;
+        }
         if (d < 0) return;
+        offset += steps[d];
+        out += outSteps[d];
       }
     },
   };
@@ -129,8 +163,9 @@ function reduceNumber(
   const exact = masks.filter((v) => !Number.isNaN(v));
   const m0 = exact.length > 0 ? exact[0] : NaN; // NaN never equals: a no-op test
   const rest = exact.slice(1);
-  const lo = rules.validMin === undefined ? -Infinity : Number(rules.validMin);
-  const hi = rules.validMax === undefined ? Infinity : Number(rules.validMax);
+  // A NaN bound masks nothing (as before the range test became `lo <= v <= hi`).
+  const lo = rules.validMin === undefined || Number.isNaN(Number(rules.validMin)) ? -Infinity : Number(rules.validMin);
+  const hi = rules.validMax === undefined || Number.isNaN(Number(rules.validMax)) ? Infinity : Number(rules.validMax);
   const count = p.count;
   const sum = p.sum as Float64Array;
   const min = p.min as Float64Array;
@@ -217,18 +252,17 @@ function foldRun(
   let sawNaN = 0;
   for (let j = 0; j < n; j++, off += stride) {
     const v = data[off];
-    if (v !== v) {
-      if (!skipNaN) {
-        sawNaN = 1;
-        c++;
-      }
-      continue;
+    // One well-predicted branch for the common valid value (NaN fails the range test); NaNs and
+    // masked values go the rare way.
+    if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
+      c++;
+      s += v;
+      if (v < lowest) lowest = v;
+      if (v > highest) highest = v;
+    } else if (v !== v && !skipNaN) {
+      sawNaN = 1;
+      c++;
     }
-    if (v === m0 || v < lo || v > hi || (rest !== null && rest.includes(v))) continue;
-    c++;
-    s += v;
-    if (v < lowest) lowest = v;
-    if (v > highest) highest = v;
   }
   out[0] = c;
   out[1] = s;

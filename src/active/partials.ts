@@ -49,24 +49,53 @@ function meanOf(sum: number | bigint, count: number): number {
  */
 export function mergePartials(into: Partials, block: Partials, offset: readonly number[]): void {
   const ndim = into.shape.length;
+  const n = block.count.length;
+  if (n === 0) return;
   const strides = new Array<number>(ndim);
   let s = 1;
   for (let d = ndim - 1; d >= 0; d--) {
     strides[d] = s;
     s *= into.shape[d];
   }
-  const n = block.count.length;
   const bshape = block.shape;
-  const at = new Array<number>(ndim).fill(0);
+  // Walk the block row by row (its innermost dimension is contiguous in both): a time-mean map
+  // merges 10^5-element blocks per chunk, and per-element index arithmetic would dominate.
+  const row = ndim === 0 ? 1 : bshape[ndim - 1];
+  const at = new Array<number>(Math.max(0, ndim - 1)).fill(0);
   const big = isBigintPartials(into);
-  for (let i = 0; i < n; i++) {
-    let o = 0;
-    for (let d = 0; d < ndim; d++) o += (offset[d] + at[d]) * strides[d];
-    mergeOne(into, o, block, i, big);
-    for (let d = ndim - 1; d >= 0; d--) {
+  const moments = into.m2 !== undefined && block.m2 !== undefined;
+  for (let i = 0; i < n; i += row) {
+    let o = ndim === 0 ? 0 : offset[ndim - 1];
+    for (let d = 0; d < ndim - 1; d++) o += (offset[d] + at[d]) * strides[d];
+    if (big || moments) for (let j = 0; j < row; j++) mergeOne(into, o + j, block, i + j, big);
+    else mergeFloatRow(into, o, block, i, row);
+    for (let d = ndim - 2; d >= 0; d--) {
       if (++at[d] < bshape[d]) break;
       at[d] = 0;
     }
+  }
+}
+
+/** The common case (float data, no moments) without per-element dispatch. */
+function mergeFloatRow(into: Partials, o: number, block: Partials, i: number, n: number): void {
+  const count = into.count;
+  const sum = into.sum as Float64Array;
+  const min = into.min as Float64Array;
+  const max = into.max as Float64Array;
+  const nan = into.nan;
+  const bcount = block.count;
+  const bsum = block.sum as Float64Array;
+  const bmin = block.min as Float64Array;
+  const bmax = block.max as Float64Array;
+  const bnan = block.nan;
+  for (let j = 0; j < n; j++, o++, i++) {
+    if (bnan[i]) nan[o] = 1;
+    const nb = bcount[i];
+    if (nb === 0) continue;
+    count[o] += nb;
+    sum[o] += bsum[i];
+    if (bmin[i] < min[o]) min[o] = bmin[i];
+    if (bmax[i] > max[o]) max[o] = bmax[i];
   }
 }
 
