@@ -51,10 +51,16 @@ async function expectMatchesXarray(combined: References, kase: string): Promise<
     .map((k) => k.slice(0, -"/.zarray".length));
   expect(names.sort()).toEqual(Object.keys(expected.variables).sort());
   for (const [name, info] of Object.entries(expected.variables)) {
-    const want = decodeNpy(new Uint8Array(readFileSync(join(HERE, "expected", kase, `${name}.npy`))), name);
     const array = await zarr.open.v2(zarr.root(store).resolve(name), { kind: "array" });
     expect(array.attrs._ARRAY_DIMENSIONS, name).toEqual(info.dims);
     const got = await zarr.get(array);
+    expect(got.shape, name).toEqual(info.shape);
+    if (info.dtype.startsWith("<U") || info.dtype === "|O") {
+      const want = JSON.parse(readFileSync(join(HERE, "expected", kase, `${name}.json`), "utf8")) as string[];
+      expect(Array.from(got.data as unknown as ArrayLike<string>), name).toEqual(want);
+      continue;
+    }
+    const want = decodeNpy(new Uint8Array(readFileSync(join(HERE, "expected", kase, `${name}.npy`))), name);
     expect(got.shape, name).toEqual(want.shape);
     const data = got.data as unknown as ArrayBufferView;
     expect(want.descr.slice(1), name).toBe(array.dtype === "float64" ? "f8" : array.dtype === "float32" ? "f4" : array.dtype === "int32" ? "i4" : "i8");
@@ -222,6 +228,20 @@ describe("combineReferences along a new dimension", () => {
     await expectMatchesXarray(combined, "ensemble");
     expect(JSON.parse(combined.refs["pr/.zarray"] as string)).toMatchObject({ shape: [4, 20, 36], chunks: [1, 10, 12] });
     expect(JSON.parse(combined.refs["pr/.zattrs"] as string)._ARRAY_DIMENSIONS).toEqual(["member", "lat", "lon"]);
+  });
+
+  it("names members by text from the file names (a variable-length string coordinate)", async () => {
+    const inputs = await inputsOf("ensemble");
+    const combined = await combineReferences(inputs, {
+      concatDims: ["member"],
+      coords: { member: { pattern: /(member_\d+)\.nc$/, from: "url" } },
+    });
+    await expectMatchesXarray(combined, "ensemble_named");
+    const names = inputs.map((i) => /member_\d+/.exec(i.url!)![0]);
+    expect(await combineReferences(inputs, { concatDims: ["member"], coords: { member: names } })).toEqual(combined);
+    await expect(
+      combineReferences(inputs, { concatDims: ["member"], coords: { member: names.map(() => "same") } }),
+    ).rejects.toThrow(/not strictly increasing/);
   });
 
   it("takes member numbers from an attribute or given explicitly", async () => {

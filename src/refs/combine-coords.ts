@@ -8,7 +8,7 @@ import * as zarr from "zarrita";
 import { registerCodecs } from "../codecs/registry.js";
 import { ReferenceSetError } from "../errors.js";
 import type { ParsedInput } from "./combine-inputs.js";
-import { inlineValue } from "./inline.js";
+import { encodeVlenUtf8, inlineValue } from "./inline.js";
 import { toJson } from "./json.js";
 import { ReferenceStore, type ReferenceStoreOptions } from "./reference-store.js";
 import type { Reference } from "./types.js";
@@ -18,10 +18,16 @@ import type { Reference } from "./types.js";
  * - `"variable"`: the coordinate variable named like the dimension, in each input;
  * - `{ attribute }`: a root attribute of each input (one value per input);
  * - `{ pattern, from: "url" }`: the first capture group of a regular expression matched against each
- *   input's url (one number per input);
- * - `number[]`: given explicitly, one per input, or all values in input order.
+ *   input's url (one value per input: a number when it reads as one, else the text);
+ * - `number[]` / `string[]`: given explicitly, one per input, or (numbers) all values in input order.
+ *
+ * Text values (model names, say) make a variable-length string coordinate; they must be unique and
+ * inputs are ordered by them as numbers are.
  */
-export type CoordSource = "variable" | { attribute: string } | { pattern: RegExp | string; from: "url" } | number[];
+export type CoordSource = "variable" | { attribute: string } | { pattern: RegExp | string; from: "url" } | number[] | string[];
+
+/** One coordinate value. */
+export type CoordValue = number | string;
 
 /** A decoded array: values as numbers (for ordering) and little-endian bytes (for writing back). */
 export interface DecodedArray {
@@ -58,14 +64,14 @@ export class ArrayReader {
   }
 }
 
-/** Values of `dim` for each input, in input order: one number per step of the input along `dim`. */
+/** Values of `dim` for each input, in input order: one value per step of the input along `dim`. */
 export async function inputCoordinates(
   inputs: readonly ParsedInput[],
   dim: string,
   source: CoordSource,
   lengths: readonly number[],
   reader: ArrayReader,
-): Promise<number[][]> {
+): Promise<CoordValue[][]> {
   if (Array.isArray(source)) return explicitCoordinates(source, inputs, dim, lengths);
   // Hundreds of inputs on an object store: a bounded number of coordinate reads at once.
   const limit = pLimit(16);
@@ -78,7 +84,7 @@ export async function inputCoordinates(
         }
         return values;
       }
-      const value = "attribute" in source ? attributeValue(input, source.attribute, dim) : urlValue(input, source.pattern, dim);
+      const value: CoordValue = "attribute" in source ? attributeValue(input, source.attribute, dim) : urlValue(input, source.pattern, dim);
       if (lengths[i] !== 1) {
         throw new ReferenceSetError(`${input.name}: one value per input, but it has ${lengths[i]} steps along "${dim}"`, dim);
       }
@@ -87,9 +93,9 @@ export async function inputCoordinates(
   );
 }
 
-function explicitCoordinates(values: number[], inputs: readonly ParsedInput[], dim: string, lengths: readonly number[]): number[][] {
-  if (values.some((v) => typeof v !== "number" || !Number.isFinite(v))) {
-    throw new ReferenceSetError(`coordinates given for "${dim}" must be finite numbers`);
+function explicitCoordinates(values: CoordValue[], inputs: readonly ParsedInput[], dim: string, lengths: readonly number[]): CoordValue[][] {
+  if (!values.every((v) => typeof v === "number" && Number.isFinite(v)) && !values.every((v) => typeof v === "string")) {
+    throw new ReferenceSetError(`coordinates given for "${dim}" must be all finite numbers or all text`);
   }
   const total = lengths.reduce((a, b) => a + b, 0);
   if (values.length === inputs.length && lengths.every((n) => n === 1)) return values.map((v) => [v]);
@@ -100,42 +106,54 @@ function explicitCoordinates(values: number[], inputs: readonly ParsedInput[], d
   return lengths.map((n) => values.slice(at, (at += n)));
 }
 
-function attributeValue(input: ParsedInput, name: string, dim: string): number {
+function attributeValue(input: ParsedInput, name: string, dim: string): CoordValue {
   const text = input.other.get(".zattrs");
   let attrs: Record<string, unknown> = {};
   if (typeof text === "string") attrs = JSON.parse(text.startsWith("base64:") ? Buffer.from(text.slice(7), "base64").toString() : text) as Record<string, unknown>;
   let value = attrs[name];
   if (Array.isArray(value) && value.length === 1) value = value[0];
-  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) value = Number(value);
+  if (typeof value === "string") return asValue(value);
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new ReferenceSetError(`${input.name}: root attribute "${name}" is ${value === undefined ? "missing" : `not a number (${JSON.stringify(value)})`}; it was to give "${dim}"`, ".zattrs");
+    throw new ReferenceSetError(
+      `${input.name}: root attribute "${name}" is ${value === undefined ? "missing" : `not a number or text (${JSON.stringify(value)})`}; it was to give "${dim}"`,
+      ".zattrs",
+    );
   }
   return value;
 }
 
-function urlValue(input: ParsedInput, pattern: RegExp | string, dim: string): number {
+/** Text that reads as a number is that number (file names carry numbers as text). */
+function asValue(text: string): CoordValue {
+  const n = Number(text);
+  return text.trim() !== "" && Number.isFinite(n) ? n : text;
+}
+
+function urlValue(input: ParsedInput, pattern: RegExp | string, dim: string): CoordValue {
   if (input.url === undefined) throw new ReferenceSetError(`${input.name}: no url to match the pattern for "${dim}" against`);
   const match = (typeof pattern === "string" ? new RegExp(pattern) : pattern).exec(input.url);
   const text = match?.[1] ?? match?.[0];
   if (text === undefined) throw new ReferenceSetError(`${input.name}: url does not match ${String(pattern)} (for "${dim}")`);
-  const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value)) {
-    throw new ReferenceSetError(`${input.name}: "${text}" from the url is not a number (for "${dim}"); only numeric coordinates are supported`);
-  }
-  return value;
+  if (text === "") throw new ReferenceSetError(`${input.name}: ${String(pattern)} matched nothing in the url (for "${dim}")`);
+  return asValue(text);
 }
 
 /**
  * The order to concatenate inputs in: ascending by their first coordinate, and the combined values
  * must be strictly increasing (overlapping or repeated steps are an error, not a silent merge).
  */
-export function orderByCoordinate(coords: readonly number[][], names: readonly string[], dim: string): number[] {
-  const order = coords.map((_, i) => i).sort((a, b) => (coords[a][0] ?? 0) - (coords[b][0] ?? 0));
-  let previous: { value: number; input: number } | undefined;
+export function orderByCoordinate(coords: readonly CoordValue[][], names: readonly string[], dim: string): number[] {
+  const all = coords.flat();
+  if (!all.every((v) => typeof v === "number") && !all.every((v) => typeof v === "string")) {
+    throw new ReferenceSetError(`"${dim}" mixes numbers and text: ${JSON.stringify(all.slice(0, 6))}`);
+  }
+  const compare = (a: CoordValue, b: CoordValue) => (typeof a === "number" ? a - (b as number) : a < b ? -1 : a > b ? 1 : 0);
+  const first = (i: number) => coords[i][0] ?? 0;
+  const order = coords.map((_, i) => i).sort((a, b) => compare(first(a), first(b)));
+  let previous: { value: CoordValue; input: number } | undefined;
   for (const i of order) {
     for (const value of coords[i]) {
       if (Number.isNaN(value)) throw new ReferenceSetError(`${names[i]}: coordinate "${dim}" holds NaN`);
-      if (previous && !(value > previous.value)) {
+      if (previous && !(compare(value, previous.value) > 0)) {
         const where = previous.input === i ? `within ${names[i]}` : `between ${names[previous.input]} and ${names[i]}`;
         throw new ReferenceSetError(`"${dim}" is not strictly increasing ${where} (${previous.value} then ${value}): inputs overlap or are unsorted`);
       }
@@ -166,6 +184,15 @@ const WRITERS: Record<string, (values: number[]) => ArrayBufferView> = {
  */
 export function coordinateReferences(
   dim: string,
+  values: CoordValue[],
+  like?: { zarray: { dtype: string; fill_value: unknown }; attrs: Record<string, unknown> },
+): Record<string, Reference> {
+  if (values.some((v) => typeof v === "string")) return textCoordinate(dim, values.map(String), like?.attrs);
+  return numericCoordinate(dim, values as number[], like);
+}
+
+function numericCoordinate(
+  dim: string,
   values: number[],
   like?: { zarray: { dtype: string; fill_value: unknown }; attrs: Record<string, unknown> },
 ): Record<string, Reference> {
@@ -195,5 +222,25 @@ export function coordinateReferences(
     [`${dim}/.zarray`]: toJson(zarray),
     [`${dim}/.zattrs`]: toJson(attrs),
     ...(values.length > 0 && { [`${dim}/0`]: inlineValue(bytes) }),
+  };
+}
+
+/** A text coordinate: zarr v2 object dtype with numcodecs' VLenUTF8, inline (as the builder writes vlen strings). */
+function textCoordinate(dim: string, values: string[], attrs?: Record<string, unknown>): Record<string, Reference> {
+  const zarray = {
+    zarr_format: 2,
+    shape: [values.length],
+    chunks: [Math.max(values.length, 1)],
+    dtype: "|O",
+    compressor: null,
+    fill_value: null,
+    filters: [{ id: "vlen-utf8" }],
+    order: "C",
+    dimension_separator: ".",
+  };
+  return {
+    [`${dim}/.zarray`]: toJson(zarray),
+    [`${dim}/.zattrs`]: toJson({ ...attrs, _ARRAY_DIMENSIONS: [dim] }),
+    [`${dim}/0`]: inlineValue(encodeVlenUtf8(values)),
   };
 }

@@ -16,7 +16,14 @@
  */
 import { ReferenceSetError, UnsupportedFeatureError } from "../errors.js";
 import { differingAttributes, chunkOffsets, checkIdentical, checkStackable } from "./combine-check.js";
-import { ArrayReader, coordinateReferences, inputCoordinates, orderByCoordinate, type CoordSource } from "./combine-coords.js";
+import {
+  ArrayReader,
+  coordinateReferences,
+  inputCoordinates,
+  orderByCoordinate,
+  type CoordSource,
+  type CoordValue,
+} from "./combine-coords.js";
 import {
   chunkIndex,
   metadataText,
@@ -33,7 +40,7 @@ import type { ReferenceStoreOptions } from "./reference-store.js";
 import type { Reference, References } from "./types.js";
 
 export type { CombineInput } from "./combine-inputs.js";
-export type { CoordSource } from "./combine-coords.js";
+export type { CoordSource, CoordValue } from "./combine-coords.js";
 
 export interface CombineOptions extends ReferenceStoreOptions {
   /** The dimension to concatenate along (one; combine the result again for a second). */
@@ -81,10 +88,10 @@ export async function combineReferencesWithNotes(
 
   const source = options.coords?.[dim] ?? (coordinate ? "variable" : undefined);
   let order = given.map((_, i) => i);
-  let values: number[] | undefined;
+  let values: CoordValue[] | undefined;
   if (source !== undefined) {
     let coords = await inputCoordinates(given, dim, source, lengths, reader);
-    if (source === "variable") coords = harmoniseUnits(given, dim, coords);
+    if (source === "variable") coords = harmoniseUnits(given, dim, coords as number[][]);
     order = orderByCoordinate(coords, given.map((g) => g.name), dim);
     values = order.flatMap((i) => coords[i]);
   }
@@ -93,7 +100,7 @@ export async function combineReferencesWithNotes(
   if (source === "variable" && values !== undefined && ref !== first) {
     // The combined coordinate keeps the (new) first input's attributes, so its units too.
     const units = (a: ParsedInput) => a.arrays.get(dim)?.attrs;
-    values = convertTimes(values, units(first)?.units, units(ref)?.units, units(ref)?.calendar) ?? values;
+    values = convertTimes(values as number[], units(first)?.units, units(ref)?.units, units(ref)?.calendar) ?? values;
   }
   const names = inputs.map((i) => i.name);
   const notes: string[] = [];

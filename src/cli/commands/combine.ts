@@ -18,7 +18,7 @@ interface CombineOptions extends GlobalOptions {
   identicalDims?: string[];
   coordPattern?: string;
   coordAttribute?: string;
-  coords?: number[];
+  coords?: number[] | string[];
   format: "json" | "parquet";
   recordSize?: number;
 }
@@ -30,10 +30,11 @@ function list(value: string): string[] {
     .filter((s) => s.length > 0);
 }
 
-function numbers(value: string): number[] {
-  const out = list(value).map(Number);
-  if (out.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError("expected comma-separated numbers");
-  return out;
+/** Numbers when every value reads as one, else the values as text (member names, say). */
+function coordValues(value: string): number[] | string[] {
+  const text = list(value);
+  const numbers = text.map(Number);
+  return numbers.every((n) => Number.isFinite(n)) ? numbers : text;
 }
 
 function positiveInteger(value: string): number {
@@ -104,7 +105,7 @@ export function register(program: Command): void {
     .option("--identical-dims <names>", "arrays to take once, checked identical (comma-separated)", list)
     .option("--coord-pattern <regex>", "values of a new dimension: first capture group of this regex on each input's url")
     .option("--coord-attribute <name>", "values of a new dimension: this root attribute of each input")
-    .option("--coords <values>", "values of the dimension, comma-separated (one per input)", numbers)
+    .option("--coords <values>", "values of the dimension, comma-separated numbers or names (one per input)", coordValues)
     .option("--format <format>", "json or parquet", format, "json")
     .option("--record-size <n>", "parquet: references per file (default 100000)", positiveInteger)
     .action(async (inputs: string[], _opts: CombineOptions, command: Command) => {
