@@ -9,9 +9,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startGcsServer } from "./servers/gcs.js";
+import { startHttpServer } from "./servers/nginx.js";
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -206,6 +208,35 @@ describe("activestore CLI", () => {
     const r = await run(["cp", "s3://bucket/prefix/nested/deeper/b.nc", "into"]);
     expect(r.code).toBe(0);
     expect((await stat(join(work, "into/b.nc"))).size).toBe(3 * 2 ** 20 + 17);
+  });
+
+  it("copies between any two stores: s3:// → gs:// → file://, and cats over http://", async () => {
+    const gcs = await startGcsServer({ buckets: ["gbucket"] });
+    const web = await startHttpServer(join(work, "tree"));
+    try {
+      const env = { STORAGE_EMULATOR_HOST: gcs.url };
+      const toGcs = await run(["cp", "-r", "s3://bucket/prefix/nested", "gs://gbucket/copy"], { env });
+      expect(toGcs.stderr).toBe("");
+      const listed = await run(["ls", "-r", "gs://gbucket/copy"], { env });
+      expect(listed.stdout.toString().split("\n").filter(Boolean).sort()).toEqual(["c d é.txt", "deeper/b.nc"]);
+      const target = pathToFileURL(join(work, "from-gcs")).href;
+      const toDisk = await run(["cp", "-r", "gs://gbucket/copy", target], { env });
+      expect(toDisk.stderr).toBe("");
+      const expected = await tree(join(work, "tree/nested"));
+      const copied = await tree(join(work, "from-gcs"));
+      expect([...copied.keys()].sort()).toEqual([...expected.keys()].sort());
+      for (const [path, bytes] of expected) expect(copied.get(path)!.equals(bytes), path).toBe(true);
+
+      const original = await readFile(join(work, "tree/nested/deeper/b.nc"));
+      const cat = await run(["cat", `${web.url}/nested/deeper/b.nc`, "--range", "1048576-1049599"]);
+      expect(cat.stderr).toBe("");
+      expect(cat.stdout.equals(original.subarray(1_048_576, 1_049_600))).toBe(true);
+      // An HTTP server cannot list: the CLI says so instead of copying nothing.
+      expectOneLineFailure(await run(["ls", web.url]), /list/i);
+    } finally {
+      await web.stop();
+      await gcs.stop();
+    }
   });
 
   it("rm deletes one object, rm -r a prefix", async () => {
