@@ -181,6 +181,20 @@ describe("writeReferences as parquet", () => {
     await expect(readParquetReferences(out)).rejects.toThrow(/record_size/);
   });
 
+  it("expands templates into the path column (parquet has no template table)", async () => {
+    const url = (month.refs["tas/0.0.0"] as [string, number, number])[0];
+    const refs = Object.fromEntries(
+      Object.entries(month.refs).map(([k, v]) => [k, typeof v !== "string" && v[0] === url ? (["{{u}}", ...v.slice(1)] as Reference) : v]),
+    );
+    const out = join(dir, "templated.parq");
+    await writeReferences({ version: 1, refs, templates: { u: url } }, out, { format: "parquet" });
+    const lookup = await readParquetReferences(out);
+    expect(await lookup.get("tas/0.0.0")).toEqual(month.refs["tas/0.0.0"]);
+    const json = join(dir, "templated.json");
+    await writeReferences({ version: 1, refs, templates: { u: url } }, json);
+    expect(JSON.parse(await readFile(json, "utf8")).templates).toEqual({ u: url });
+  });
+
   it("refuses keys that are neither metadata nor chunks of an array", async () => {
     const bad: References = { version: 1, refs: { ...month.refs, "tas/9.9.9": ["x", 0, 1] } };
     await expect(writeReferences(bad, join(dir, "bad.parq"), { format: "parquet" })).rejects.toThrow(/inside the grid/);
