@@ -5,7 +5,8 @@
  * decoding). Each file's references are built here with buildReferences, combined, serialised to JSON
  * and read back through ReferenceStore + zarrita.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { Command } from "commander";
@@ -323,5 +324,41 @@ describe("CF time units conversion", () => {
     expect(convertTimes([1], "days since 1000-01-01", "days since 2000-01-01", "standard")).toBeUndefined(); // Julian dates
     expect(convertTimes([1], "months since 2000-01-01", "days since 2000-01-01", "standard")).toBeUndefined();
     expect(convertTimes([1], "K", "degC", undefined)).toBeUndefined();
+  });
+});
+
+/** Python's fsspec ReferenceFileSystem + zarr 2 + xarray read our combined JSON as open_mfdataset reads the files. */
+const PYTHON = "/usr/bin/python3";
+const pythonReady =
+  existsSync(PYTHON) && spawnSync(PYTHON, ["-c", "import fsspec, zarr, xarray, numpy"], { stdio: "ignore" }).status === 0;
+if (!pythonReady) {
+  console.warn(`refs-combine: SKIPPED the fsspec/xarray cross-check: ${PYTHON} with fsspec, zarr, xarray, numpy not found`);
+}
+
+describe.skipIf(!pythonReady)("Python fsspec + xarray read our combined references (needs /usr/bin/python3)", () => {
+  it("every case", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "combine-py-"));
+    try {
+      const cases: [string, Parameters<typeof combineReferences>[1]][] = [
+        ["daily", { concatDims: ["time"] }],
+        ["quad", { concatDims: ["time"] }],
+        ["shifted", { concatDims: ["time"] }],
+        ["ensemble", { concatDims: ["member"], coords: { member: { pattern: /member_(\d+)\.nc$/, from: "url" } } }],
+        ["ensemble_named", { concatDims: ["member"], coords: { member: { pattern: /(member_\d+)\.nc$/, from: "url" } } }],
+      ];
+      for (const [kase, options] of cases) {
+        const folder = kase.startsWith("ensemble") ? "ensemble" : kase;
+        const combined = await combineReferences(shuffled(await inputsOf(folder)), options);
+        writeFileSync(join(dir, `combined-${kase}.json`), JSON.stringify(combined));
+      }
+      const out = execFileSync(
+        PYTHON,
+        [join(HERE, "check_combined.py"), join(dir, "combined-{case}.json"), ...cases.map(([kase]) => kase)],
+        { encoding: "utf8" },
+      );
+      expect(out.trim().split("\n").map((line) => line.split(" ").slice(0, 2).join(" "))).toEqual(cases.map(([kase]) => `${kase} ok`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
