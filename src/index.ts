@@ -14,11 +14,15 @@ export * from "./stores/index.js";
 
 // HDF5 reader (metadata only)
 export { openHdf5, Hdf5File, type OpenOptions as Hdf5OpenOptions } from "./hdf5/file.js";
-export { byteSourceFromStore, type ByteSource } from "./hdf5/io.js";
+export { byteSourceFromStore, CachedSource, FileContext, type ByteSource } from "./hdf5/io.js";
+export { decodeValue } from "./hdf5/datatype-values.js";
 export { readChunkIndex, type ChunkIndexOptions } from "./hdf5/chunk-index/index.js";
 export type {
   Attribute,
+  AttributeValue,
   ChunkEntry,
+  ChunkIndexInfo,
+  FillValue,
   Dataset,
   Datatype,
   Filter,
@@ -29,9 +33,24 @@ export type {
 } from "./hdf5/model.js";
 
 // References (kerchunk)
-export { buildReferences, buildReferencesWithWarnings, type BuildOptions } from "./refs/build.js";
-export { parseReferences, ReferenceStore, type ReferenceStoreOptions } from "./refs/reference-store.js";
-export type { Reference, References } from "./refs/types.js";
+export {
+  buildFromReader,
+  buildReferences,
+  buildReferencesWithWarnings,
+  type BuildOptions,
+  type BuildResult,
+  type Hdf5Reader,
+} from "./refs/build.js";
+export {
+  localResolver,
+  parseReferences,
+  ReferenceStore,
+  type ReferenceStoreOptions,
+  type Resolver,
+  type TargetStore,
+} from "./refs/reference-store.js";
+export type { BuildWarning, Reference, References } from "./refs/types.js";
+export { readVariable } from "./refs/dump.js";
 export { filtersToCodecs, HDF5_FILTER } from "./refs/filters.js";
 export { encodeNpy, decodeNpy, type NpyArray } from "./refs/npy.js";
 
