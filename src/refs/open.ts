@@ -63,7 +63,9 @@ export async function openReferences(refsOrUrl: References | string, options: Op
     }
     throw error;
   }
-  const resolver = storeResolver(storeOptions, url + "/");
+  // Relative urls resolve as for a JSON file in the directory's place: a set converted between the
+  // two formats at the same path keeps working.
+  const resolver = storeResolver(storeOptions, url);
   const references: References = { version: 1, refs: Object.fromEntries(parquet.metadata) };
   return withResolver(new ReferenceStore(references, { ...batch, resolver, lookup: parquet }), {
     close: async () => {

@@ -12,7 +12,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
 import { BatchReader, type BatchReaderOptions, type BatchStats } from "./batch-reader.js";
-import { expandGen } from "./gen.js";
+import { expandGen, render } from "./gen.js";
 import { decodeInline } from "./inline.js";
 import type { ReferenceLookup } from "./parquet-read.js";
 import { localResolver, type Resolver, type StoreResolver } from "./resolve.js";
@@ -194,13 +194,8 @@ export class ReferenceStore implements AsyncReadable {
       if (this.target === undefined) throw new ReferenceSetError("reference has no url and no default target was given", key);
       return this.target;
     }
-    const templates = this.references.templates;
-    if (!url.includes("{{")) return url;
-    return url.replace(/\{\{\s*([^}\s]+)\s*\}\}/g, (_, name: string) => {
-      const t = templates?.[name];
-      if (t === undefined) throw new ReferenceSetError(`unknown template {{${name}}}`, key, url);
-      return t;
-    });
+    // fsspec renders urls with jinja2 over the templates; same expression language as `gen`.
+    return url.includes("{{") ? render(url, this.references.templates ?? {}, key) : url;
   }
 }
 
