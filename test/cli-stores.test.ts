@@ -254,6 +254,8 @@ describe("activestore CLI", () => {
     expectOneLineFailure(missing, /no such object: s3:\/\/bucket\/prefix\/nope\.nc/);
     expect(missing.code).toBe(1);
     expectOneLineFailure(await run(["rm", "./tree/nope"]), /no such object/);
+    expectOneLineFailure(await run(["cp", "-r", "./missing-dir", "s3://bucket/x"]), /no objects at \.\/missing-dir$/m);
+    expectOneLineFailure(await run(["rm", "-r", "s3://bucket/never"]), /no objects at s3:\/\/bucket\/never$/m);
 
     const usage = await run(["cat", "./tree/a.bin", "--range", "9-1"]);
     expectOneLineFailure(usage, /invalid --range "9-1"/);

@@ -3,7 +3,8 @@
  * library's `openStore` / `splitUrl` so the CLI opens stores exactly as library users do.
  */
 import { openStore, splitUrl, type OpenStoreOptions } from "../stores/open.js";
-import type { Store } from "../stores/types.js";
+import { InvalidKeyError } from "../errors.js";
+import type { ObjectInfo, Store } from "../stores/types.js";
 import { CliError } from "./errors.js";
 
 /** Options every command understands (declared on the program in main.ts). */
@@ -38,6 +39,35 @@ export async function openObject(url: string, options: GlobalOptions): Promise<{
   const { storeUrl, key } = splitUrl(url);
   if (!key) throw new CliError(`${url} names a store root, not an object`);
   return { store: openStore(storeUrl, storeOptions(options)), key };
+}
+
+/**
+ * The object at `url` if there is one; `undefined` when nothing is there or the URL cannot name an
+ * object (a bucket root, a path outside any directory). Failures to ask are thrown, never read as
+ * "nothing there". The caller closes the returned store.
+ */
+export async function findObject(
+  url: string,
+  options: GlobalOptions,
+): Promise<{ store: Store; key: string; info: ObjectInfo } | undefined> {
+  let opened: { store: Store; key: string };
+  try {
+    opened = await openObject(url, options);
+  } catch (error) {
+    if (error instanceof InvalidKeyError || error instanceof CliError) return undefined;
+    throw error;
+  }
+  let info: ObjectInfo | undefined;
+  try {
+    info = await opened.store.head(opened.key);
+  } catch (error) {
+    await closeStore(opened.store);
+    if (error instanceof InvalidKeyError) return undefined;
+    throw error;
+  }
+  if (info) return { ...opened, info };
+  await closeStore(opened.store);
+  return undefined;
 }
 
 /** Stores hold pooled connections; close them so the process can exit promptly. */

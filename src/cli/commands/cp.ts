@@ -10,6 +10,7 @@ import { startProgress } from "../progress.js";
 import {
   baseName,
   closeStore,
+  findObject,
   isLocalDirectory,
   listKeys,
   looksLikeDirectory,
@@ -120,7 +121,12 @@ export function register(program: Command): void {
       } finally {
         await closeStore(source);
       }
-      // `cp -r file dst` copies the one object, as `cp -r` does for a file.
-      if (keys.length === 0) await copyOne(src, dst, options, transfer);
+      if (keys.length === 0) {
+        // `cp -r file dst` copies the one object, as `cp -r` does for a file.
+        const found = await findObject(src, options);
+        if (!found) throw new CliError(`no objects at ${src}`);
+        await closeStore(found.store);
+        await copyOne(src, dst, options, transfer);
+      }
     });
 }

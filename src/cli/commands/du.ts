@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import { formatBytes } from "../progress.js";
-import { closeStore, openObject, openUrl, type GlobalOptions } from "../stores.js";
+import { closeStore, findObject, openUrl, type GlobalOptions } from "../stores.js";
 
 interface DuOptions extends GlobalOptions {
   humanReadable?: boolean;
@@ -31,10 +31,10 @@ export function register(program: Command): void {
       }
       if (objects === 0) {
         // Perhaps the URL names a single object rather than a prefix.
-        const { store: parent, key } = await openObject(url, options).catch(() => ({ store: undefined, key: "" }));
-        const info = parent && (await parent.head(key).finally(() => closeStore(parent)));
-        if (!info) throw new CliError(`no objects at ${url}`);
-        bytes = info.size;
+        const found = await findObject(url, options);
+        if (!found) throw new CliError(`no objects at ${url}`);
+        await closeStore(found.store);
+        bytes = found.info.size;
         objects = 1;
       }
       const size = options.humanReadable ? formatBytes(bytes) : String(bytes);

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { ObjectInfo } from "../../stores/types.js";
 import { CliError } from "../errors.js";
-import { closeStore, openObject, openUrl, type GlobalOptions } from "../stores.js";
+import { baseName, closeStore, findObject, openUrl, type GlobalOptions } from "../stores.js";
 
 interface LsOptions extends GlobalOptions {
   long?: boolean;
@@ -50,10 +50,10 @@ export function register(program: Command): void {
       }
       if (found === 0) {
         // Not a prefix: perhaps the URL names one object.
-        const { store: parent, key } = await openObject(url, options).catch(() => ({ store: undefined, key: "" }));
-        const info = parent && (await parent.head(key).finally(() => closeStore(parent)));
-        if (!info) throw new CliError(`no objects at ${url}`);
-        out.push(line(info, long, key.slice(key.lastIndexOf("/") + 1)));
+        const found = await findObject(url, options);
+        if (!found) throw new CliError(`no objects at ${url}`);
+        await closeStore(found.store);
+        out.push(line(found.info, long, baseName(found.key)));
       }
       if (out.length > 0) process.stdout.write(out.join("\n") + "\n");
     });

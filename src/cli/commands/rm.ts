@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import { startProgress } from "../progress.js";
-import { closeStore, listKeys, openObject, openUrl, type GlobalOptions } from "../stores.js";
+import { closeStore, findObject, listKeys, openObject, openUrl, type GlobalOptions } from "../stores.js";
 
 interface RmOptions extends GlobalOptions {
   recursive?: boolean;
@@ -48,6 +48,15 @@ export function register(program: Command): void {
       } finally {
         await closeStore(store);
       }
-      if (count === 0) await removeOne(url, options);
+      if (count === 0) {
+        // Not a prefix: perhaps the URL names one object.
+        const found = await findObject(url, options);
+        if (!found) throw new CliError(`no objects at ${url}`);
+        try {
+          await found.store.delete(found.key);
+        } finally {
+          await closeStore(found.store);
+        }
+      }
     });
 }
