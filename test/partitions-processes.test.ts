@@ -124,7 +124,7 @@ describe("convert by independent processes", () => {
     expectSameValues(await readTas(new LocalStore(dest)), await expectedTas("day1.tas.f4"));
     const doc = JSON.parse(await readFile(join(dest, "tas/zarr.json"), "utf8"));
     expect(doc).toMatchObject({ dimension_names: ["time", "lat", "lon"], fill_value: "NaN", attributes: { units: "K" } });
-    expect(ok(await run(["cli", "convert", day1, dest, "--verify", "--init"])).stdout).toMatch(/verify: 19 chunks match the source/);
+    expect(ok(await run(["cli", "convert", ...common, "--init", "--verify"])).stdout).toMatch(/verify: 19 chunks match the source/);
   }, 120_000);
 
   it("a combined reference set of two files → s3rver, ranks from SLURM array variables, more ranks than blocks", async () => {
