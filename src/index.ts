@@ -51,6 +51,22 @@ export {
 } from "./refs/reference-store.js";
 export type { BuildWarning, Reference, References } from "./refs/types.js";
 export { readVariable } from "./refs/dump.js";
+export {
+  combineReferences,
+  combineReferencesWithNotes,
+  type CombineInput,
+  type CombineOptions,
+  type CombineResult,
+  type CoordSource,
+} from "./refs/combine.js";
+export { referencesJson, writeReferences, type WriteReferencesOptions } from "./refs/write.js";
+export {
+  readParquetReferences,
+  type ParquetReferenceOptions,
+  type ParquetReferences,
+  type ReferenceLookup,
+} from "./refs/parquet-read.js";
+export { referencesToParquet } from "./refs/parquet.js";
 export { filtersToCodecs, HDF5_FILTER } from "./refs/filters.js";
 export { encodeNpy, decodeNpy, type NpyArray } from "./refs/npy.js";
 
