@@ -76,7 +76,8 @@ export async function runDemo(print: (line: string) => void, workDir?: string): 
     ] as const) {
       const r = await active.reduce(op, selection as never, { axis: axis as never });
       const value = Array.isArray(r.value) ? `[${r.value.map(fmt).join(", ")}]` : fmt(r.value);
-      print(`   ${label.padEnd(32)} ${value} K  (${r.chunks} chunks, ${r.bytesRead} bytes read)`);
+      const unit = op === "count" ? "" : " K";
+      print(`   ${label.padEnd(32)} ${value}${unit}  (${r.chunks} chunks, ${r.bytesRead} bytes read)`);
     }
     const pr = await openActive(`${dir}/demo.json`, "pr");
     const mean = await pr.mean();
