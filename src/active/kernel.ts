@@ -245,6 +245,21 @@ function foldRun(
   rest: number[] | null,
   out: Float64Array,
 ): void {
+  // Most variables mask a fill value and nothing else; that loop has two compares in its one
+  // well-predicted branch and runs about 3× faster than the general one (bench/active.ts).
+  if (lo === -Infinity && hi === Infinity && rest === null) foldFillOnly(data, off, stride, n, m0, skipNaN, out);
+  else foldGeneral(data, off, stride, n, m0, lo, hi, skipNaN, rest, out);
+}
+
+function foldFillOnly(
+  data: FloatLike,
+  off: number,
+  stride: number,
+  n: number,
+  m0: number,
+  skipNaN: boolean,
+  out: Float64Array,
+): void {
   let c = 0;
   let s = 0;
   let lowest = Infinity;
@@ -252,8 +267,43 @@ function foldRun(
   let sawNaN = 0;
   for (let j = 0; j < n; j++, off += stride) {
     const v = data[off];
-    // One well-predicted branch for the common valid value (NaN fails the range test); NaNs and
-    // masked values go the rare way.
+    if (v !== m0 && v === v) {
+      c++;
+      s += v;
+      if (v < lowest) lowest = v;
+      if (v > highest) highest = v;
+    } else if (v !== v && !skipNaN) {
+      sawNaN = 1;
+      c++;
+    }
+  }
+  out[0] = c;
+  out[1] = s;
+  out[2] = lowest;
+  out[3] = highest;
+  out[4] = sawNaN;
+}
+
+function foldGeneral(
+  data: FloatLike,
+  off: number,
+  stride: number,
+  n: number,
+  m0: number,
+  lo: number,
+  hi: number,
+  skipNaN: boolean,
+  rest: number[] | null,
+  out: Float64Array,
+): void {
+  let c = 0;
+  let s = 0;
+  let lowest = Infinity;
+  let highest = -Infinity;
+  let sawNaN = 0;
+  for (let j = 0; j < n; j++, off += stride) {
+    const v = data[off];
+    // NaN fails the range test, so valid values take one branch and NaNs the rare one.
     if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
       c++;
       s += v;
