@@ -108,7 +108,7 @@ describe("reduceArray resources", () => {
   it("a failed read (a chunk that is a directory on disk) fails the reduction, cancels the rest and waits for them", async () => {
     const root = await mkdtemp(join(tmpdir(), "active-engine-"));
     dirs.push(root);
-    const store = new LocalStore(root, { retry: { retries: 0 } });
+    const store = new LocalStore(root, { retry: { attempts: 1 } });
     const { arr } = await makeArray(store, [30, 30], [3, 3]); // 100 chunks
     await unlink(join(root, "c", "5", "5"));
     await mkdir(join(root, "c", "5", "5"));
