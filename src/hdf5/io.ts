@@ -333,19 +333,15 @@ export class Cursor {
 
   /** A file address; the all-ones "undefined address" becomes UNDEFINED_ADDRESS. */
   offset(): number {
-    const n = this.sizes.offsetSize;
-    this.need(n);
-    let allOnes = true;
-    for (let i = 0; i < n; i++) if (this.bytes[this.pos + i] !== 0xff) allOnes = false;
-    if (allOnes) {
-      this.pos += n;
-      return UNDEFINED_ADDRESS;
-    }
-    return this.uint(n);
+    return this.sizedOrUndefined(this.sizes.offsetSize);
   }
 
+  /** A length field; all ones (unset) becomes UNDEFINED_ADDRESS as for addresses. */
   length(): number {
-    const n = this.sizes.lengthSize;
+    return this.sizedOrUndefined(this.sizes.lengthSize);
+  }
+
+  private sizedOrUndefined(n: number): number {
     this.need(n);
     let allOnes = true;
     for (let i = 0; i < n; i++) if (this.bytes[this.pos + i] !== 0xff) allOnes = false;
