@@ -255,6 +255,7 @@ describe("activestore CLI", () => {
     expect(missing.code).toBe(1);
     expectOneLineFailure(await run(["rm", "./tree/nope"]), /no such object/);
     expectOneLineFailure(await run(["cp", "-r", "./missing-dir", "s3://bucket/x"]), /no objects at \.\/missing-dir$/m);
+    expectOneLineFailure(await run(["cp", "./tree", "s3://bucket/x"]), /\.\/tree is a directory; use cp -r/);
     expectOneLineFailure(await run(["rm", "-r", "s3://bucket/never"]), /no objects at s3:\/\/bucket\/never$/m);
 
     const usage = await run(["cat", "./tree/a.bin", "--range", "9-1"]);

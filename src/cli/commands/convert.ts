@@ -18,6 +18,7 @@ import {
 } from "../../datasets/convert.js";
 import { parseCodecs, type CodecSpec } from "../../datasets/metadata.js";
 import { detectRank } from "../../datasets/ranks.js";
+import { WorkerPool } from "../../datasets/pool.js";
 import { openSource } from "../../datasets/source.js";
 import { openStore, type OpenStoreOptions } from "../../stores/open.js";
 import { CliError } from "../errors.js";
@@ -34,6 +35,7 @@ interface ConvertCliOptions extends GlobalOptions {
   ranks?: number;
   verify?: boolean;
   jobs?: number;
+  threads?: number;
 }
 
 function parseChunks(text: string): Record<string, number> {
@@ -97,6 +99,7 @@ export async function runConvert(src: string, dst: string, options: ConvertCliOp
     variables: options.variables,
     dims: options.dims,
     concurrency: options.jobs,
+    pool: options.threads ? new WorkerPool(options.threads) : undefined,
   };
   // --init alone never picks a rank up from the environment: it is the one-off step before the array job.
   const explicit = options.rank !== undefined || options.ranks !== undefined;
@@ -121,6 +124,7 @@ export async function runConvert(src: string, dst: string, options: ConvertCliOp
       out.write(`verify: ${report.chunks} chunks match the source\n`);
     }
   } finally {
+    await convert.pool?.close();
     await closeStore(dest);
   }
 }
@@ -140,6 +144,7 @@ export function register(program: Command): void {
     .option("--rank <r>", "this process's rank (default: from SLURM/Kubernetes/AWS/Google/MPI variables)", nonNegative)
     .option("--ranks <n>", "number of processes", positive)
     .option("--jobs <n>", "chunks in flight in this process (default 4)", positive)
+    .option("--threads <n>", "encode chunks on n worker threads (default: in this thread)", positive)
     .option("--verify", "compare every destination chunk with the source afterwards")
     .action(async (src: string, dst: string, _opts: ConvertCliOptions, command: Command) => {
       await runConvert(src, dst, command.optsWithGlobals<ConvertCliOptions>());

@@ -105,7 +105,10 @@ export function register(program: Command): void {
     .action(async (src: string, dst: string, _opts: CpOptions, command: Command) => {
       const options = command.optsWithGlobals<CpOptions>();
       const transfer = transferOptions(options);
-      if (!options.recursive) return copyOne(src, dst, options, transfer);
+      if (!options.recursive) {
+        if (await isLocalDirectory(src)) throw new CliError(`${src} is a directory; use cp -r`, EXIT_USAGE);
+        return copyOne(src, dst, options, transfer);
+      }
       const source = await openUrl(src, options);
       let keys: string[];
       try {

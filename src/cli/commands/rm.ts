@@ -1,8 +1,16 @@
 /** `activestore rm <url> [-r]`: delete one object, or every object under a prefix (deleteMany). */
 import type { Command } from "commander";
-import { CliError } from "../errors.js";
+import { CliError, EXIT_USAGE } from "../errors.js";
 import { startProgress } from "../progress.js";
-import { closeStore, findObject, listKeys, openObject, openUrl, type GlobalOptions } from "../stores.js";
+import {
+  closeStore,
+  findObject,
+  isLocalDirectory,
+  listKeys,
+  openObject,
+  openUrl,
+  type GlobalOptions,
+} from "../stores.js";
 
 interface RmOptions extends GlobalOptions {
   recursive?: boolean;
@@ -27,7 +35,10 @@ export function register(program: Command): void {
     .option("-r, --recursive", "delete every object under the prefix")
     .action(async (url: string, _opts: RmOptions, command: Command) => {
       const options = command.optsWithGlobals<RmOptions>();
-      if (!options.recursive) return removeOne(url, options);
+      if (!options.recursive) {
+        if (await isLocalDirectory(url)) throw new CliError(`${url} is a directory; use rm -r`, EXIT_USAGE);
+        return removeOne(url, options);
+      }
       const store = await openUrl(url, options);
       let count = 0;
       try {
