@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
-import { reduceArray, type ChunkSource } from "../src/active/engine.js";
+import { reduceArray, workerCount, type ChunkSource } from "../src/active/engine.js";
 import { mergePartials, emptyPartials } from "../src/active/partials.js";
 import { planChunks } from "../src/active/plan.js";
 import { finalize } from "../src/active/result.js";
@@ -69,6 +69,22 @@ describe("reduceArray resources", () => {
       expect(stats.maxInFlight).toBe(concurrency);
       expect(stats.inFlight).toBe(0);
       expect(finalize("sum", partials, "float64").value).toBe(data.reduce((a, b) => a + b, 0));
+    }
+  });
+
+  it("caps the workers by the memory budget, so large chunks do not multiply by the concurrency", async () => {
+    const { arr } = await makeArray(new MemoryStore(), [64, 64], [16, 16]); // 2 KiB chunks, 16 of them
+    const expectations: [number | undefined, number][] = [
+      [undefined, 16], // 32 MiB default: the concurrency decides
+      [5 * 2048, 5],
+      [5 * 2048 + 2047, 5],
+      [100, 1], // smaller than one chunk: still one worker
+    ];
+    for (const [memoryBudget, workers] of expectations) {
+      expect(workerCount(arr as unknown as ChunkSource, { memoryBudget })).toBe(workers);
+      const { source, stats } = watched(arr as unknown as ChunkSource);
+      await reduceArray(source, null, { concurrency: 16, memoryBudget });
+      expect(stats.maxInFlight).toBe(workers);
     }
   });
 

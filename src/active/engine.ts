@@ -1,8 +1,9 @@
 /**
  * The local engine: plan the chunks a selection touches, read and decode them through zarrita with
  * bounded concurrency, reduce each with the chunk kernel and merge the partials. Memory is bounded
- * by concurrency × chunk size whatever the selection, because the plan is a lazy generator and a
- * chunk's data is dropped as soon as its partials are merged.
+ * by workers × chunk size whatever the selection, because the plan is a lazy generator and a
+ * chunk's data is dropped as soon as its partials are merged; the number of workers is capped by a
+ * byte budget, so huge chunks do not multiply by the concurrency.
  */
 import { UnsupportedFeatureError } from "../errors.js";
 import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
@@ -18,6 +19,11 @@ export interface ReduceOptions {
   moments?: boolean;
   /** Chunks read and reduced at once. Default 16. */
   concurrency?: number;
+  /**
+   * Decoded bytes of chunks in flight at once: large chunks get fewer workers (never fewer than
+   * one), so memory stays bounded whatever the chunk size. Default 32 MiB.
+   */
+  memoryBudget?: number;
   signal?: AbortSignal;
 }
 
@@ -36,6 +42,18 @@ export interface ChunkSource {
     coords: number[],
     options?: { signal?: AbortSignal },
   ): Promise<{ data: unknown; shape: number[]; stride: number[] }>;
+}
+
+const ITEM_SIZE: Record<string, number> = {
+  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
+};
+
+/** Workers for a reduction: `concurrency`, fewer when that many decoded chunks would exceed the budget. */
+export function workerCount(array: Pick<ChunkSource, "chunks" | "dtype">, options: ReduceOptions = {}): number {
+  const wanted = Math.max(1, Math.floor(options.concurrency ?? 16));
+  const chunkBytes = array.chunks.reduce((a, b) => a * b, ITEM_SIZE[array.dtype] ?? 8);
+  const budget = options.memoryBudget ?? 32 * 2 ** 20;
+  return Math.max(1, Math.min(wanted, Math.floor(budget / chunkBytes)));
 }
 
 const NUMERIC = new Set([
@@ -111,7 +129,7 @@ export async function reduceArray(
       chunks++;
     }
   };
-  const n = Math.max(1, Math.floor(options.concurrency ?? 16));
+  const n = workerCount(array, options);
   let failure: { error: unknown } | undefined;
   try {
     await Promise.all(
