@@ -90,7 +90,12 @@ beforeAll(async () => {
   const config = {
     extends: join(repo, "tsconfig.build.json"),
     compilerOptions: { outDir: join(build, "out"), rootDir: repo, sourceMap: false, declaration: false },
-    files: [join(fixtures, "runner.ts")],
+    files: [
+      join(fixtures, "runner.ts"),
+      join(fixtures, "chunk-functions.ts"),
+      join(repo, "src/datasets/index.ts"),
+      join(repo, "src/datasets/pool-worker.ts"),
+    ],
     include: [],
   };
   await writeFile(join(build, "tsconfig.json"), JSON.stringify(config));
@@ -174,6 +179,31 @@ describe("convert by independent processes", () => {
     const result = JSON.parse(out);
     for (const name of ["time", "lat", "lon", "tas"]) expect(result[name].equal, name).toBe(true);
     expect(result.tas).toMatchObject({ chunks: [4, 5, 8], compressor: "zlib", dims: ["time", "lat", "lon"] });
+  }, 120_000);
+});
+
+describe("worker-thread engine (compiled build: workers run JavaScript)", () => {
+  it("map runs a module function on worker threads and convert --threads encodes there", async () => {
+    type Lib = typeof import("../src/datasets/index.js");
+    const lib = (await import(/* @vite-ignore */ join(build, "out/src/datasets/index.js"))) as Lib;
+    const { LocalStore: BuiltLocalStore } = (await import(/* @vite-ignore */ join(build, "out/src/stores/local.js"))) as typeof import("../src/stores/local.js");
+    const store = new BuiltLocalStore(join(work, "pool"));
+    const ds = await lib.createDataset(store, "in", { shape: [7, 3], chunks: [2, 3], dtype: "float64", codecs: "gzip:6" });
+    const values = Float64Array.from({ length: 21 }, (_, i) => i);
+    const pool = new lib.WorkerPool(2);
+    try {
+      await ds.load({ data: values, shape: [7, 3] }, { pool });
+      const out = await ds.map({ module: join(build, "out/test/fixtures/datasets/chunk-functions.js"), name: "scaleAndTag" }, "out", { pool });
+      const expected = Array.from(values, (v, i) => 2 * v + Math.floor(Math.floor(i / 3) / 2) * 2);
+      expect(Array.from((await out.get(null)).data as Float64Array)).toEqual(expected);
+      expect(values[20]).toBe(20); // the caller's array was copied, not transferred away
+      await expect(ds.map({ module: join(build, "out/test/fixtures/datasets/chunk-functions.js"), name: "missing" }, "bad", { pool })).rejects.toThrow(/no function export "missing"/);
+    } finally {
+      await pool.close();
+    }
+    const dest = join(work, "threads.zarr");
+    ok(await run(["cli", "convert", day1, dest, "--threads", "2", "--chunks", "time=3"]));
+    expectSameValues(await readTas(new LocalStore(dest)), await expectedTas("day1.tas.f4"));
   }, 120_000);
 });
 

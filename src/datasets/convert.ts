@@ -15,6 +15,7 @@ import { chunkRegion, countChunksIn } from "./grid.js";
 import { isNumericDataType, type CodecSpec } from "./metadata.js";
 import { load, readSourceRegion } from "./ops.js";
 import { dimsByName, partitionRegion } from "./partitions.js";
+import type { WorkerPool } from "./pool.js";
 import type { OpenedSource, SourceVariable } from "./source.js";
 
 export interface ConvertOptions {
@@ -30,6 +31,8 @@ export interface ConvertOptions {
   /** Chunks in flight per process. Default 4. */
   concurrency?: number;
   onChunk?: (variable: string, done: number) => void;
+  /** Encode on these worker threads (the worker-thread engine). */
+  pool?: WorkerPool;
 }
 
 export interface ConvertReport {
@@ -92,7 +95,7 @@ export async function initConvert(source: OpenedSource, dest: Store, options: Co
       format,
     });
     if (isCoordinate(v)) {
-      report.chunks[v.name] = await load(ds, v.array, { concurrency: options.concurrency ?? 4 });
+      report.chunks[v.name] = await load(ds, v.array, { concurrency: options.concurrency ?? 4, pool: options.pool });
     }
   }
   return report;
@@ -129,6 +132,7 @@ export async function convertPartition(
     report.chunks[v.name] = await load(ds, v.array, {
       partition: region,
       concurrency: options.concurrency ?? 4,
+      pool: options.pool,
       onChunk: (done) => options.onChunk?.(v.name, done),
     });
   }

@@ -25,6 +25,7 @@ import {
 import { createOnlyGuarantee, unguardedPartialWrite, withChunkLock, type LockOptions } from "./guard.js";
 import { chunkKey, type DatasetMetadata, type NumericDataType } from "./metadata.js";
 import * as ops from "./ops.js";
+import type { ModuleFunction, WorkerPool } from "./pool.js";
 
 export type { ChunkData, NumericArray };
 
@@ -37,6 +38,8 @@ export interface DatasetWriteOptions extends EngineOptions {
   /** Allow unguarded read-modify-write on stores that cannot enforce create-only writes. */
   unsafe?: boolean;
   lock?: LockOptions;
+  /** Encode chunks (and run module functions) on this worker-thread pool instead of in-process. */
+  pool?: WorkerPool;
 }
 
 /** Values for `set`: an array with its shape, or one scalar for the whole selection. */
@@ -71,6 +74,7 @@ export function regionSelection(region: Region): zarr.Slice[] {
 
 export class Dataset {
   private readonly encoder?: ChunkEncoder;
+  private readonly pipeline?: zarr.ArrayMetadata<zarr.DataType>;
 
   constructor(
     readonly store: Store,
@@ -84,6 +88,7 @@ export class Dataset {
     private readonly readOnlyReason?: string,
   ) {
     if (pipeline) this.encoder = new ChunkEncoder(pipeline, meta.chunks);
+    this.pipeline = pipeline;
   }
 
   get shape(): number[] {
@@ -175,7 +180,7 @@ export class Dataset {
    * Writes one whole chunk: `values` covers the chunk's region (edge chunks trimmed) in C order.
    * One atomic object write, so repeating it is harmless.
    */
-  async writeChunk(coords: readonly number[], values: ChunkData, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async writeChunk(coords: readonly number[], values: ChunkData, opts: { signal?: AbortSignal; pool?: WorkerPool } = {}): Promise<void> {
     const region = chunkRegion(coords, this.meta.shape, this.meta.chunks);
     const shape = regionShape(region);
     checkShape(values, shape, `chunk [${coords}]`);
@@ -185,7 +190,8 @@ export class Dataset {
       copyBox(values.data as TypedArrayLike, shape, shape.map(() => 0), data as TypedArrayLike, this.meta.chunks, shape.map(() => 0), shape);
     }
     const key = this.chunkKey(coords);
-    const bytes = await this.writer().encode(data, key);
+    const encoder = this.writer();
+    const bytes = opts.pool ? await opts.pool.encode(this.pipeline!, this.meta.chunks, data, key) : await encoder.encode(data, key);
     await this.store.set(key, bytes, { signal: opts.signal, compress: null });
   }
 
@@ -281,12 +287,12 @@ export class Dataset {
   }
 
   /** Every chunk through `fn` into a new dataset at `outPath`. */
-  map(fn: ChunkFunction, outPath: string, opts?: ops.MapOptions): Promise<Dataset> {
+  map(fn: ChunkFunction | ModuleFunction, outPath: string, opts?: ops.MapOptions): Promise<Dataset> {
     return ops.map(this, fn, outPath, opts);
   }
 
   /** Every chunk through `fn`, in place. */
-  apply(fn: ChunkFunction, opts?: DatasetWriteOptions): Promise<number> {
+  apply(fn: ChunkFunction | ModuleFunction, opts?: DatasetWriteOptions): Promise<number> {
     return ops.apply(this, fn, opts);
   }
 

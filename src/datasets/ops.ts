@@ -4,6 +4,7 @@
  * a function into a new dataset) and `apply` (in place). Functions see edge chunks trimmed to the
  * array bounds. Every write is of a whole chunk.
  */
+import { pathToFileURL } from "node:url";
 import * as zarr from "zarrita";
 import type { Readable } from "@zarrita/storage";
 import { RequestError } from "../errors.js";
@@ -13,6 +14,23 @@ import { regionSelection } from "./dataset.js";
 import { forEachBounded } from "./engine.js";
 import { chunkRegion, copyBox, fullRegion, isChunkAligned, product, regionShape, type Region, type TypedArrayLike } from "./grid.js";
 import { createOnlyGuarantee, unguardedPartialWrite, withChunkLock } from "./guard.js";
+import type { ModuleFunction, WorkerPool } from "./pool.js";
+import type { ChunkInfo } from "./dataset.js";
+
+/** A function given by module: run on the pool when there is one, else imported here. */
+function resolveFunction(fn: ChunkFunction | ModuleFunction, pool: WorkerPool | undefined): ChunkFunction {
+  if (typeof fn === "function") return fn;
+  if (pool) return (chunk: ChunkData, info: ChunkInfo) => pool.call(fn, chunk, info);
+  let loaded: Promise<ChunkFunction> | undefined;
+  return async (chunk, info) => {
+    loaded ??= import(/^[a-z]+:/i.test(fn.module) ? fn.module : pathToFileURL(fn.module).href).then(
+      (mod: Record<string, unknown>) => mod[fn.name ?? "default"] as ChunkFunction,
+    );
+    const f = await loaded;
+    if (typeof f !== "function") throw new RequestError(`${fn.module} has no function export "${fn.name ?? "default"}"`);
+    return f(chunk, info);
+  };
+}
 
 /** What `load` copies from: a C-ordered array with its shape, or a zarrita array. */
 export type LoadSource = ChunkData | zarr.Array<zarr.DataType, Readable>;
@@ -79,7 +97,8 @@ export interface MapOptions extends DatasetWriteOptions {
 }
 
 /** Runs `fn` on every chunk and writes the results to a new dataset at `outPath`. */
-export async function map(ds: Dataset, fn: ChunkFunction, outPath: string, opts: MapOptions = {}): Promise<Dataset> {
+export async function map(ds: Dataset, fn: ChunkFunction | ModuleFunction, outPath: string, opts: MapOptions = {}): Promise<Dataset> {
+  const run = resolveFunction(fn, opts.pool);
   const out = await createDataset(opts.store ?? ds.store, outPath, {
     shape: ds.shape,
     chunks: ds.chunks,
@@ -98,7 +117,7 @@ export async function map(ds: Dataset, fn: ChunkFunction, outPath: string, opts:
     async (coords) => {
       const chunk = await ds.readChunk(coords);
       const region = chunkRegion(coords, ds.shape, ds.chunks);
-      const result = checkResult(await fn(chunk, { coords, region }), chunk.shape, coords);
+      const result = checkResult(await run(chunk, { coords, region }), chunk.shape, coords);
       await out.writeChunk(coords, result, opts);
     },
     opts,
@@ -111,7 +130,8 @@ export async function map(ds: Dataset, fn: ChunkFunction, outPath: string, opts:
  * that enforce create-only writes; in a partition (exclusive by construction) no lock is needed;
  * elsewhere it is refused unless `unsafe`.
  */
-export async function apply(ds: Dataset, fn: ChunkFunction, opts: DatasetWriteOptions = {}): Promise<number> {
+export async function apply(ds: Dataset, fn: ChunkFunction | ModuleFunction, opts: DatasetWriteOptions = {}): Promise<number> {
+  const run = resolveFunction(fn, opts.pool);
   let locked = false;
   if (!opts.partition) {
     locked = (await createOnlyGuarantee(ds.store, ds.path)) === "create-only";
@@ -123,7 +143,7 @@ export async function apply(ds: Dataset, fn: ChunkFunction, opts: DatasetWriteOp
       const update = async () => {
         const chunk = await ds.readChunk(coords);
         const region = chunkRegion(coords, ds.shape, ds.chunks);
-        await ds.writeChunk(coords, checkResult(await fn(chunk, { coords, region }), chunk.shape, coords), opts);
+        await ds.writeChunk(coords, checkResult(await run(chunk, { coords, region }), chunk.shape, coords), opts);
       };
       if (locked) await withChunkLock(ds.store, ds.chunkKey(coords), update, opts.lock);
       else await update();
