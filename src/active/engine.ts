@@ -98,23 +98,24 @@ export async function reduceArray(
   const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
   const tasks = planChunks(plan.slab, array.chunks);
   const kernelOptions = { missing: options.missing, moments: options.moments };
-  // One signal for every read: the caller's abort, or the first failure, cancels the reads still in
-  // flight instead of letting them finish into nothing after we have returned.
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(options.signal?.reason);
-  if (options.signal?.aborted) onAbort();
-  else options.signal?.addEventListener("abort", onAbort, { once: true });
+  const signal = options.signal;
+  // The caller's signal goes to every read as is: a signal of our own (to cancel reads when one
+  // fails) costs ~15 µs per chunk in listeners through the store layers, a tenth of what a whole
+  // chunk otherwise costs. After a failure the workers stop pulling tasks, and we wait for the reads
+  // in flight (at most one per worker) so nothing runs on after we return.
+  let failure: { error: unknown } | undefined;
   let chunks = 0;
   // Each worker holds at most one chunk (its read, then its decoded data until merged), so memory
-  // is concurrency × chunk size; the reads of all workers are in flight together, which is what
-  // lets the reference store coalesce neighbouring chunks and keeps libuv's pool decoding while
-  // this thread reduces.
+  // is workers × chunk size; the reads of all workers are in flight together, which is what lets
+  // the reference store coalesce neighbouring chunks and keeps libuv's pool decoding while this
+  // thread reduces.
   const worker = async () => {
-    for (let next = tasks.next(); !next.done; next = tasks.next()) {
-      stop.signal.throwIfAborted();
+    for (let next = tasks.next(); !next.done && failure === undefined; next = tasks.next()) {
+      signal?.throwIfAborted();
       const task = next.value;
-      const chunk = await array.getChunk(task.coords, { signal: stop.signal });
-      stop.signal.throwIfAborted();
+      const chunk = await array.getChunk(task.coords, signal ? { signal } : undefined);
+      if (failure !== undefined) return;
+      signal?.throwIfAborted();
       const block = reduceChunk(
         {
           data: chunk.data as NumericArray,
@@ -130,20 +131,13 @@ export async function reduceArray(
     }
   };
   const n = workerCount(array, options);
-  let failure: { error: unknown } | undefined;
-  try {
-    await Promise.all(
-      Array.from({ length: n }, () =>
-        worker().catch((error: unknown) => {
-          // The first error wins; the others are usually the abort it caused.
-          failure ??= { error };
-          stop.abort(error);
-        }),
-      ),
-    );
-  } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-  }
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      worker().catch((error: unknown) => {
+        failure ??= { error }; // the first error wins
+      }),
+    ),
+  );
   if (failure) throw failure.error;
   return { partials: total, chunks };
 }
