@@ -12,14 +12,14 @@ import type { TargetStore } from "./resolve.js";
 export interface BatchReaderOptions {
   /** Bytes of gap between two ranges still worth reading through (default 1 MiB). */
   coalesceGap?: number;
-  /** Largest merged request in bytes (default 16 MiB); a single larger range is read whole. */
+  /** Largest merged request in bytes (default 8 MiB); a single larger range is read whole. */
   maxBlock?: number;
   /** Requests in flight at once across every target (default 16). */
   concurrency?: number;
 }
 
 export const DEFAULT_GAP = 1024 * 1024;
-export const DEFAULT_MAX_BLOCK = 16 * 1024 * 1024;
+export const DEFAULT_MAX_BLOCK = 8 * 1024 * 1024;
 export const DEFAULT_CONCURRENCY = 16;
 
 export interface BatchStats {
