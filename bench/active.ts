@@ -11,7 +11,7 @@
  *
  * Build and run (from the repository root; see bench/RESULTS.md):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/active.ts
+ *     --types node --rootDir . --outDir node_modules/.cache/bench bench/active.ts src/codecs/seek-bzip.d.ts
  *   node node_modules/.cache/bench/bench/active.js [--dir /tmp/activestore-bench] [--repeat 3]
  *     [--concurrency 16] [--cold] [--only raw75|zlib25]
  *
@@ -38,6 +38,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     // Internal: run one of our cases and print its report.
     child: { type: "boolean", default: false },
+    overhead: { type: "boolean", default: false },
     file: { type: "string" },
     sel: { type: "string" },
   },
@@ -82,6 +83,71 @@ async function childMain(): Promise<void> {
     bytesRead: result.bytesRead,
   };
   console.log(JSON.stringify(report));
+}
+
+/**
+ * Per-chunk costs in CPU time, without file I/O or codecs: a zarr array of 20,000 tiny chunks in a
+ * MemoryStore (whole-array mean through the engine, against bare store.get and zarrita getChunk
+ * loops over the same chunks), the plan for 250,000 chunks, and merging a time-mean map's blocks.
+ */
+async function overheadMain(): Promise<void> {
+  const zarr = await import("zarrita");
+  const { MemoryStore } = await import("../src/stores/memory.js");
+  const { reduceArray } = await import("../src/active/engine.js");
+  const { planChunks } = await import("../src/active/plan.js");
+  const { emptyPartials, mergePartials } = await import("../src/active/partials.js");
+  const cpu = () => {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1e3;
+  };
+  const best = async (fn: () => unknown, reps = 3) => {
+    let min = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const c0 = cpu();
+      await fn();
+      min = Math.min(min, cpu() - c0);
+    }
+    return min;
+  };
+  const store = new MemoryStore();
+  const shape = [200, 100, 4];
+  const chunkShape = [1, 1, 4]; // 20,000 chunks of 4 float64
+  const n = shape.reduce((a, b) => a * b, 1);
+  const arr = await zarr.create(store, { shape, chunkShape, dtype: "float64", fillValue: -9999 });
+  await zarr.set(arr, null, { data: new Float64Array(n).map((_, i) => i % 97), shape, stride: [400, 4, 1] });
+  const chunks = n / 4;
+  const slab = shape.map((count) => ({ start: 0, step: 1, count, dropped: false }));
+  const tasks = [...planChunks(slab, chunkShape)];
+  const source = arr as unknown as import("../src/active/engine.js").ChunkSource;
+  const engine = await best(() => reduceArray(source, null, { missing: { fillValue: -9999 } }));
+  const getChunk = await best(async () => {
+    for (let i = 0; i < tasks.length; i += 16) await Promise.all(tasks.slice(i, i + 16).map((t) => arr.getChunk(t.coords)));
+  });
+  const storeGet = await best(async () => {
+    for (let i = 0; i < tasks.length; i += 16) await Promise.all(tasks.slice(i, i + 16).map((t) => store.get(`c/${t.coords.join("/")}`)));
+  });
+  const bigSlab = [500, 500, 1000].map((count) => ({ start: 0, step: 1, count, dropped: false }));
+  const plan = await best(() => {
+    let k = 0;
+    for (const _ of planChunks(bigSlab, [10, 10, 10])) k++;
+    return k;
+  });
+  // A time-mean map of (500, 500) from 25³ chunks: 400 blocks of 25×25 per time slab of chunks.
+  const into = emptyPartials([500, 500], false, false);
+  const block = emptyPartials([25, 25], false, false);
+  block.count.fill(25);
+  const merge = await best(() => {
+    for (let t = 0; t < 20; t++) for (let y = 0; y < 20; y++) for (let x = 0; x < 20; x++) mergePartials(into, block, [y * 25, x * 25]);
+  });
+  console.log(
+    JSON.stringify({
+      engineMsPerChunk: engine / chunks,
+      getChunkMsPerChunk: getChunk / chunks,
+      storeGetMsPerChunk: storeGet / chunks,
+      planUsPerChunk: (plan * 1e3) / 250_000,
+      mergeNsPerElement: (merge * 1e6) / (20 * 500 * 500),
+    }),
+  );
 }
 
 const PYTHON_CASE = `
@@ -155,6 +221,20 @@ async function mainBench(): Promise<void> {
     }
   }
   console.log(render(rows, cats));
+  const overhead = await runChild<Record<string, number>>(process.execPath, [self, "--overhead"]);
+  const o = overhead.report;
+  console.log(
+    [
+      "",
+      "| per-chunk cost (CPU, no file I/O or codec) | value |",
+      "|---|---:|",
+      `| engine: whole-array mean of 20,000 chunks of 4 float64 (MemoryStore) | ${f(o.engineMsPerChunk, 4)} ms/chunk |`,
+      `| … of which zarrita getChunk (16 at a time) | ${f(o.getChunkMsPerChunk, 4)} ms/chunk |`,
+      `| … of which the store's get (16 at a time) | ${f(o.storeGetMsPerChunk, 4)} ms/chunk |`,
+      `| chunk plan, 250,000 chunks | ${f(o.planUsPerChunk, 3)} µs/chunk |`,
+      `| mergePartials, 25×25 blocks into a 500×500 map | ${f(o.mergeNsPerElement, 2)} ns/element |`,
+    ].join("\n"),
+  );
 }
 
 const f = (n: number, digits = 2) => n.toFixed(digits);
@@ -185,4 +265,4 @@ function render(rows: Row[], cats: Map<string, { seconds: number; cpuSeconds: nu
   return lines.join("\n");
 }
 
-await (flags.child ? childMain() : mainBench());
+await (flags.overhead ? overheadMain() : flags.child ? childMain() : mainBench());
