@@ -3,6 +3,8 @@
  * JSON (one file or a combined set of many), or a zarr store. Every variable ends up as a zarrita
  * array; opening reuses the pieces src/active/source.ts opens sources with.
  */
+import { stat } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import * as zarr from "zarrita";
 import type { Readable } from "@zarrita/storage";
 import { storeResolver } from "../active/source.js";
@@ -31,6 +33,17 @@ export interface OpenedSource {
   variables: SourceVariable[];
   /** Root group attributes. */
   attributes: Record<string, unknown>;
+}
+
+/** A local zarr store is a directory: not an object to sniff. */
+async function isLocalDirectory(url: string): Promise<boolean> {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== "file") return false;
+  const path = scheme === "file" ? fileURLToPath(url) : url;
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -100,7 +113,7 @@ export async function openSource(url: string, options: OpenStoreOptions = {}): P
     if (!text) throw new ReferenceSetError("reference file not found", undefined, url);
     return fromReferences(url, parseReferences(new TextDecoder().decode(text)), options, url);
   }
-  if (key && (await parent.head(key)) && (await looksLikeHdf5(parent, key))) {
+  if (key && !(await isLocalDirectory(url)) && (await parent.head(key)) && (await looksLikeHdf5(parent, key))) {
     const file = await openHdf5(byteSourceFromStore(parent, key, url));
     const { references } = await buildFromReader(file, filtersToCodecs, { url });
     return fromReferences(url, references, options);
