@@ -20,7 +20,9 @@ import { parseReferences, ReferenceStore } from "../src/refs/reference-store.js"
 import { resolveUrl } from "../src/refs/resolve.js";
 import type { References } from "../src/refs/types.js";
 import { writeReferences } from "../src/refs/write.js";
+import { openStore } from "../src/stores/open.js";
 import { startHttpServer, type TestServer } from "./servers/nginx.js";
+import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "refs-store");
 const VARIABLES = ["raw", "z", "small", "whole"] as const;
@@ -260,6 +262,27 @@ describe("over HTTP", () => {
       await expectAllVariables(store);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("on S3 (s3rver)", () => {
+  let s3: S3rverHandle;
+  beforeAll(async () => {
+    s3 = await startS3rver({ buckets: ["refs"] });
+  });
+  afterAll(() => s3?.stop());
+
+  it("a reference file in a bucket: relative urls resolve inside the bucket, with the given endpoint and credentials", async () => {
+    const store = { s3: { endpoint: s3.endpoint, credentials: S3RVER_CREDENTIALS, region: "us-east-1" }, env: {} };
+    const bucket = openStore("s3://refs/run", store);
+    for (const f of ["refs_v1.json", "data.h5", "whole.bin"]) await bucket.set(`sub/${f}`, new Uint8Array(await readFile(join(FIXTURES, f))));
+    await bucket.close();
+    const refs = await openReferences("s3://refs/run/sub/refs_v1.json", { store });
+    try {
+      await expectAllVariables(refs);
+    } finally {
+      await refs.close();
     }
   });
 });

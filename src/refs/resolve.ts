@@ -62,8 +62,7 @@ export interface StoreResolver extends Resolver {
 export function storeResolver(options: OpenStoreOptions = {}, base?: string): StoreResolver {
   const stores = new Map<string, Store>();
   const resolver = (url: string) => {
-    const absolute = resolveUrl(url, base);
-    const { storeUrl, key } = splitUrl(absolute);
+    const { storeUrl, key } = storeAndKey(resolveUrl(url, base));
     let store = stores.get(storeUrl);
     if (!store) stores.set(storeUrl, (store = openStore(storeUrl, options)));
     return { store, key };
@@ -76,6 +75,18 @@ export function storeResolver(options: OpenStoreOptions = {}, base?: string): St
       await Promise.all(opened.map((s) => (s as Store & { close?: () => Promise<void> }).close?.()));
     },
   });
+}
+
+/**
+ * splitUrl, except that http(s) objects share one store per origin (splitUrl gives one per
+ * directory): each HttpStore has its own connection pool, and pools per directory would add up to
+ * more connections than the configured concurrency.
+ */
+function storeAndKey(url: string): { storeUrl: string; key: string } {
+  const split = splitUrl(url); // validates (no query strings, names an object)
+  if (!/^https?:\/\//i.test(url)) return split;
+  const parsed = new URL(url);
+  return { storeUrl: parsed.origin, key: decodeURIComponent(parsed.pathname.slice(1)) };
 }
 
 /** Kept for callers of the first ReferenceStore: local paths relative to `baseDir`, urls through the store layer. */
