@@ -66,13 +66,17 @@ async function child(): Promise<void> {
     bytes = region.reduce((n, [s, e]) => n * (e - s), 8);
   }
   await dest.close();
-  process.stdout.write(JSON.stringify({ bytes, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + "\n");
+  const usage = process.resourceUsage();
+  const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
+  process.stdout.write(JSON.stringify({ bytes, maxRssMiB: usage.maxRSS / 1024, cpuSeconds }) + "\n");
   process.exit(0);
 }
 
 interface RankResult {
   bytes: number;
   maxRssMiB: number;
+  /** User + system CPU of the rank process (all its threads, libuv's zlib pool included). */
+  cpuSeconds: number;
 }
 
 function runRank(args: string[]): Promise<RankResult> {
@@ -127,7 +131,8 @@ async function main(): Promise<void> {
         if (n === 1) baseline.set(where, mbps);
         const speedup = baseline.has(where) ? `${(mbps / baseline.get(where)!).toFixed(2)}×` : "";
         const rss = results.map((r) => r.maxRssMiB.toFixed(0)).join(" / ");
-        rows.push(`| ${where === "s3" ? "s3rver" : "local disk"} | ${n} | ${(total / 1e6).toFixed(0)} | ${seconds.toFixed(1)} | ${mbps.toFixed(1)} | ${speedup} | ${rss} |`);
+        const cpu = results.map((r) => r.cpuSeconds.toFixed(1)).join(" / ");
+        rows.push(`| ${where === "s3" ? "s3rver" : "local disk"} | ${n} | ${(total / 1e6).toFixed(0)} | ${seconds.toFixed(1)} | ${mbps.toFixed(1)} | ${speedup} | ${rss} | ${cpu} |`);
         console.error(rows.at(-1));
       }
     }
@@ -135,8 +140,8 @@ async function main(): Promise<void> {
     await s3?.stop();
     await rm(scratch, { recursive: true, force: true });
   }
-  console.log(`| destination | processes | MB (decoded) | seconds | MB/s | vs 1 process | peak RSS per process (MiB) |`);
-  console.log(`|---|---|---|---|---|---|---|`);
+  console.log(`| destination | processes | MB (decoded) | seconds | MB/s | vs 1 process | peak RSS per process (MiB) | CPU s per process |`);
+  console.log(`|---|---|---|---|---|---|---|---|`);
   for (const row of rows) console.log(row);
   console.log(`\nload average after: ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 }

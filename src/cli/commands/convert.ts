@@ -107,7 +107,8 @@ export async function runConvert(src: string, dst: string, options: ConvertCliOp
   const source = await openSource(src, storeOptions(options));
   const dest = openStore(dst, storeOptions(options));
   try {
-    if (options.init || !rank) {
+    // A lone process (no rank, or a job of one task) initialises as well as writing.
+    if (options.init || !rank || rank.ranks === 1) {
       const report = await initConvert(source, dest, convert);
       out.write(`init: ${summary(report)}\n`);
     }
