@@ -62,6 +62,8 @@ interface Report {
   seconds: number;
   /** CPU seconds of the work itself (all threads of the process, start-up excluded). */
   workCpuSeconds: number;
+  /** RSS (MiB) after imports, before the work: what the runtime and libraries cost by themselves. */
+  startRssMiB: number;
   chunks?: number;
   bytesRead?: number;
 }
@@ -69,6 +71,7 @@ interface Report {
 async function childMain(): Promise<void> {
   const { openActive } = await import("../src/active/source.js");
   const selection = SELECTIONS[flags.sel!].ours;
+  const startRssMiB = process.memoryUsage.rss() / 2 ** 20;
   const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const active = await openActive(flags.file!, "data", { concurrency: Number(flags.concurrency) });
@@ -79,6 +82,7 @@ async function childMain(): Promise<void> {
     value: result.value as number,
     seconds,
     workCpuSeconds: (used.user + used.system) / 1e6,
+    startRssMiB,
     chunks: result.chunks,
     bytesRead: result.bytesRead,
   };
@@ -151,15 +155,16 @@ async function overheadMain(): Promise<void> {
 }
 
 const PYTHON_CASE = `
-import json, sys, time
+import json, resource, sys, time
 import netCDF4, numpy as np
 path, sel = sys.argv[1], sys.argv[2]
+start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 index = Ellipsis if sel == "..." else tuple(slice(*map(int, s.split(":"))) for s in sel.split(","))
 c0, t0 = time.process_time(), time.perf_counter()
 ds = netCDF4.Dataset(path)
 value = float(ds["data"][index].mean())
 ds.close()
-print(json.dumps({"value": value, "seconds": time.perf_counter() - t0, "workCpuSeconds": time.process_time() - c0}))
+print(json.dumps({"value": value, "seconds": time.perf_counter() - t0, "workCpuSeconds": time.process_time() - c0, "startRssMiB": start_rss}))
 `;
 
 const EVICT = `
@@ -241,15 +246,15 @@ const f = (n: number, digits = 2) => n.toFixed(digits);
 
 function render(rows: Row[], cats: Map<string, { seconds: number; cpuSeconds: number; peakRssMiB: number }>): string {
   const lines = [
-    "| file | selection | tool | seconds | CPU s (work) | process s | process CPU s | peak RSS MiB | chunks | MB read | mean |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| file | selection | tool | seconds | CPU s (work) | process s | process CPU s | peak RSS MiB | RSS before work MiB | chunks | MB read | mean |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const [name, cat] of cats) {
-    lines.push(`| ${name} | whole file | cat > /dev/null | ${f(cat.seconds)} | | ${f(cat.seconds)} | ${f(cat.cpuSeconds)} | ${f(cat.peakRssMiB, 0)} | | | |`);
+    lines.push(`| ${name} | whole file | cat > /dev/null | ${f(cat.seconds)} | | ${f(cat.seconds)} | ${f(cat.cpuSeconds)} | ${f(cat.peakRssMiB, 0)} | | | | |`);
     for (const r of rows.filter((x) => x.file === name)) {
       const rep = r.run.report;
       lines.push(
-        `| ${name} | ${r.selection} | ${r.tool} | ${f(rep.seconds)} | ${f(rep.workCpuSeconds)} | ${f(r.run.processSeconds)} | ${f(r.run.cpuSeconds)} | ${f(r.run.peakRssMiB, 0)} | ${rep.chunks ?? ""} | ${rep.bytesRead === undefined ? "" : f(rep.bytesRead / 1e6, 0)} | ${rep.value.toPrecision(12)} |`,
+        `| ${name} | ${r.selection} | ${r.tool} | ${f(rep.seconds)} | ${f(rep.workCpuSeconds)} | ${f(r.run.processSeconds)} | ${f(r.run.cpuSeconds)} | ${f(r.run.peakRssMiB, 0)} | ${f(rep.startRssMiB, 0)} | ${rep.chunks ?? ""} | ${rep.bytesRead === undefined ? "" : f(rep.bytesRead / 1e6, 0)} | ${rep.value.toPrecision(12)} |`,
       );
     }
   }
