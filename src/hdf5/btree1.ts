@@ -9,12 +9,15 @@
  * (the block cache merges neighbouring reads) and children keep their left-to-right order.
  * No recursion, so depth is bounded by the level field, which we check strictly.
  */
-import type { Cursor, FileContext } from "./io.js";
-import { UNDEFINED_ADDRESS } from "./io.js";
+import { Cursor, UNDEFINED_ADDRESS, type FileContext } from "./io.js";
 import { Hdf5FormatError } from "../errors.js";
 
 /** HDF5 never builds trees this deep; a larger level is a corrupt node, not a deep tree. */
 const MAX_LEVEL = 64;
+/** HDF5's default B-tree K (indexed storage and group internal nodes); nodes hold up to 2K entries. */
+const DEFAULT_K = 32;
+/** A corrupt entry count must not make every read of a level large. */
+const MAX_GUESS = 64 * 1024;
 
 export interface BTree1Options {
   signal?: AbortSignal;
@@ -120,6 +123,7 @@ async function walk(
   const seen = new Set<number>();
   let level: number | undefined;
   let frontier = [root];
+  let fullEntries = DEFAULT_K;
   while (frontier.length > 0) {
     options.signal?.throwIfAborted();
     for (const a of frontier) {
@@ -130,16 +134,26 @@ async function walk(
       }
       seen.add(a);
     }
+    // The whole level in one batch of reads, each sized for a full node (HDF5 allocates every node
+    // of a tree for 2K entries, K = 32 unless the file says otherwise: a guess, a short one only
+    // costs a second read of that node).
+    const guess = Math.min(MAX_GUESS, headerSize + (2 * fullEntries + 1) * keySize + 2 * fullEntries * offsetSize);
+    const spans = await ctx.source.readSpans(frontier.map((a) => ({ offset: ctx.base + a, length: guess })));
     const nodes = await Promise.all(
-      frontier.map(async (a) => {
-        const head = await ctx.cursor(a, headerSize, "v1 B-tree node");
-        const h = readHeader(head, nodeType);
+      frontier.map(async (a, i) => {
+        const bytes = spans[i];
+        const cursorOf = async (length: number) =>
+          bytes.length >= length
+            ? new Cursor(bytes.subarray(0, length), a, "v1 B-tree node", ctx.sizes, ctx.source.name)
+            : ctx.cursor(a, length, "v1 B-tree node");
+        const h = readHeader(await cursorOf(headerSize), nodeType);
         const bodySize = headerSize + (h.entries + 1) * keySize + h.entries * offsetSize;
-        const c = await ctx.cursor(a, bodySize, "v1 B-tree node");
+        const c = await cursorOf(bodySize);
         c.seek(headerSize);
         return { h, c };
       }),
     );
+    for (const { h } of nodes) fullEntries = Math.max(fullEntries, h.entries / 2);
     const next: number[] = [];
     for (const { h, c } of nodes) {
       if (level === undefined) {

@@ -4,6 +4,7 @@
  * file offset and the structure being read. Nothing here knows HDF5 structures.
  */
 import { Hdf5FormatError } from "../errors.js";
+import { readSpans, type SpanOptions } from "./spans.js";
 
 // The checksum lives in its own module; re-exported so existing imports keep working.
 export { lookup3, verifyChecksum } from "./checksum.js";
@@ -16,6 +17,11 @@ export interface ByteSource {
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
   /** Total size in bytes when known (HEAD / stat), else undefined. */
   size(): Promise<number | undefined>;
+  /**
+   * Several ranges in one round trip (an HTTP multi-range request), when the source can; results
+   * follow the order of `ranges` and may be short only at end of object.
+   */
+  readRanges?(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal): Promise<Uint8Array[]>;
 }
 
 /** Minimal store shape the reader needs; every activestore store satisfies it. */
@@ -149,6 +155,56 @@ export class CachedSource {
       );
     }
     return out;
+  }
+
+  /**
+   * Many scattered ranges (the nodes of one B-tree level) fetched past the block cache: nearby
+   * ranges share a request, far ones go in parallel (or in one multi-range request when the source
+   * can), and nothing is read ahead: read-ahead around nodes spread through a large file costs
+   * more bytes than the nodes themselves. Results may be short at end of object.
+   */
+  async readSpans(ranges: readonly { offset: number; length: number }[], options: SpanOptions = {}): Promise<Uint8Array[]> {
+    const size = await this.size();
+    const clipped = ranges.map(({ offset, length }) => ({
+      offset,
+      length: Math.min(length, MAX_READ, size === undefined ? length : Math.max(0, size - offset)),
+    }));
+    // Ranges the block cache already holds (metadata near the start of a small file) cost nothing.
+    const out = new Array<Uint8Array>(ranges.length);
+    const cached: Promise<void>[] = [];
+    const wanted: number[] = [];
+    clipped.forEach((r, i) => {
+      if (r.length > 0 && this.covered(r.offset, r.length)) cached.push(this.read(r.offset, r.length).then((b) => void (out[i] = b)));
+      else wanted.push(i);
+    });
+    const counted = {
+      read: (offset: number, length: number) => {
+        this.signal?.throwIfAborted();
+        return this.source.read(offset, length, this.signal).then((bytes) => {
+          this.requests++;
+          this.bytesRead += bytes.length;
+          return bytes;
+        });
+      },
+      readRanges: this.source.readRanges
+        ? (spans: readonly { offset: number; length: number }[]) =>
+            this.source.readRanges!(spans, this.signal).then((parts) => {
+              this.requests++;
+              for (const p of parts) this.bytesRead += p.length;
+              return parts;
+            })
+        : undefined,
+    };
+    const fetched = await readSpans(counted, wanted.map((i) => clipped[i]), options);
+    wanted.forEach((i, j) => (out[i] = fetched[j]));
+    await Promise.all(cached);
+    return out;
+  }
+
+  private covered(offset: number, length: number): boolean {
+    const last = Math.floor((offset + length - 1) / this.blockSize);
+    for (let b = Math.floor(offset / this.blockSize); b <= last; b++) if (!this.blocks.has(b)) return false;
+    return true;
   }
 
   /** A Cursor over `length` bytes at `offset`. */

@@ -38,6 +38,11 @@ export interface ArrayBuildContext {
   chunks: (dataset: Dataset) => Promise<ChunkEntry[]>;
   /** Called once per chunk handled. */
   onChunk?: () => void;
+  /**
+   * Where to put the references (default: a new object). Writing straight into the set's object
+   * saves copying hundreds of thousands of keys; on failure the caller removes this dataset's keys.
+   */
+  into?: Record<string, Reference>;
   signal?: AbortSignal;
 }
 
@@ -99,10 +104,10 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
   if (ac.dimensions) attrs._ARRAY_DIMENSIONS = ac.dimensions;
 
   const prefix = dataset.path.replace(/^\/+/, "");
-  const refs: Record<string, Reference> = {};
+  const refs: Record<string, Reference> = ac.into ?? {};
   refs[`${prefix}/.zarray`] = toJson(zarray);
   refs[`${prefix}/.zattrs`] = toJson(attrs);
-  const key = (coords: number[]) => `${prefix}/${coords.length === 0 ? "0" : coords.join(".")}`;
+  const key = chunkKey(`${prefix}/`);
   const elements = shape.reduce((a, b) => a * b, 1);
   if (elements === 0) return refs;
   const read = (offset: number, length: number) => ac.ctx.source.read(ac.ctx.base + offset, length, `chunk of ${where}`);
@@ -144,17 +149,19 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
 
   const grid = shape.map((s, i) => Math.ceil(s / chunks[i]));
   // Keys in C order of their chunk coordinates, whatever order the index stores them in.
-  const entries = [...(await ac.chunks(dataset))].sort((a, b) => {
-    for (let i = 0; i < a.coords.length; i++) if (a.coords[i] !== b.coords[i]) return a.coords[i] - b.coords[i];
-    return 0;
-  });
-  const written = new Set<string>();
-  for (const entry of entries) {
-    ac.signal?.throwIfAborted();
+  const entries = inCOrder(await ac.chunks(dataset));
+  const written = vlen ? new Set<string>() : undefined;
+  const rank = grid.length;
+  for (let n = 0; n < entries.length; n++) {
+    // Checked every 4096 chunks: a signal check per chunk costs more than the rest of the loop.
+    if ((n & 4095) === 0) ac.signal?.throwIfAborted();
+    const entry = entries[n];
     // Chunks past the current extent (a dataset that shrank) are not part of the array.
-    if (entry.coords.some((c, i) => c >= grid[i])) continue;
+    let outside = false;
+    for (let i = 0; i < rank; i++) if (entry.coords[i] >= grid[i]) outside = true;
+    if (outside) continue;
     const k = key(entry.coords);
-    written.add(k);
+    written?.add(k);
     if (dataset.filters.length === 0 && entry.size !== chunkElements * itemSize) {
       throw new Hdf5FormatError(
         `unfiltered chunk ${k} is ${entry.size} bytes, the chunk shape needs ${chunkElements * itemSize}`,
@@ -186,10 +193,32 @@ export async function arrayReferences(dataset: Dataset, ac: ArrayBuildContext): 
     // A vlen array has no usable fill value in zarr, so unwritten chunks are written out as "".
     const empty = inlineValue(encodeEmpty(chunkElements));
     forEachChunk(grid, (coords) => {
-      if (!written.has(key(coords))) refs[key(coords)] = empty;
+      if (!written!.has(key(coords))) refs[key(coords)] = empty;
     });
   }
   return refs;
+}
+
+/** `<prefix><i>.<j>...` (`<prefix>0` for a scalar), without an intermediate array of strings. */
+function chunkKey(prefix: string): (coords: number[]) => string {
+  return (coords) => {
+    if (coords.length === 0) return `${prefix}0`;
+    let k = prefix + coords[0];
+    for (let i = 1; i < coords.length; i++) k += "." + coords[i];
+    return k;
+  };
+}
+
+/** Entries in C order of their chunk coordinates; indexes usually store them so, then no sort is needed. */
+function inCOrder(entries: ChunkEntry[]): ChunkEntry[] {
+  const compare = (a: ChunkEntry, b: ChunkEntry) => {
+    for (let i = 0; i < a.coords.length; i++) if (a.coords[i] !== b.coords[i]) return a.coords[i] - b.coords[i];
+    return 0;
+  };
+  for (let i = 1; i < entries.length; i++) {
+    if (compare(entries[i - 1], entries[i]) > 0) return [...entries].sort(compare);
+  }
+  return entries;
 }
 
 /** The filter mask, counting "don't filter partial edge chunks" as every filter skipped. */

@@ -130,23 +130,25 @@ export async function buildFromReader(
     };
     try {
       if (dims.dimensionOnly.has(d.path)) continue;
-      Object.assign(
-        refs,
-        await arrayReferences(d, {
-          ctx,
-          url,
-          inlineThreshold: options.inlineThreshold ?? 500,
-          isNetcdf,
-          dimensions: dims.names.get(d.path),
-          shape: extents.get(d.path),
-          filtersToCodecs,
-          chunks: async (ds) => chunkLists.get(ds) ?? readChunks(ds),
-          onChunk,
-          signal,
-        }),
-      );
+      await arrayReferences(d, {
+        ctx,
+        url,
+        inlineThreshold: options.inlineThreshold ?? 500,
+        isNetcdf,
+        dimensions: dims.names.get(d.path),
+        shape: extents.get(d.path),
+        filtersToCodecs,
+        chunks: async (ds) => chunkLists.get(ds) ?? readChunks(ds),
+        onChunk,
+        signal,
+        into: refs,
+      });
     } catch (e) {
       if (!(e instanceof UnsupportedFeatureError) || options.strict) throw e;
+      // What the dataset wrote before it failed is not part of the set (a dataset has no children,
+      // so its prefix names only its own keys).
+      const own = `${d.path.replace(/^\/+/, "")}/`;
+      for (const k of Object.keys(refs)) if (k.startsWith(own)) delete refs[k];
       warnings.push({ path: d.path, message: e.message });
     } finally {
       // Datasets with nothing stored (or skipped) still count as done.
