@@ -114,7 +114,8 @@ describe("activestore CLI", () => {
     expect(version.stdout.toString().trim()).toBe(pkg.version);
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
-    for (const command of ["ls", "cat", "cp", "rm", "du", "refs", "dump", "reduce", "demo"]) expect(help.stdout.toString()).toContain(`  ${command} `);
+    const commands = ["ls", "cat", "cp", "rm", "du", "refs", "combine", "dump", "convert", "reduce", "serve", "demo"];
+    for (const command of commands) expect(help.stdout.toString()).toContain(`  ${command} `);
   });
 
   it("round-trips a directory through S3 byte for byte (cp -r there and back)", async () => {

@@ -8,6 +8,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { register as registerCat } from "./commands/cat.js";
+import { register as registerCombine } from "./commands/combine.js";
+import { register as registerConvert } from "./commands/convert.js";
 import { register as registerCp } from "./commands/cp.js";
 import { register as registerDemo } from "./commands/demo.js";
 import { register as registerDu } from "./commands/du.js";
@@ -16,6 +18,7 @@ import { register as registerLs } from "./commands/ls.js";
 import { register as registerReduce } from "./commands/reduce.js";
 import { register as registerRefs } from "./commands/refs.js";
 import { register as registerRm } from "./commands/rm.js";
+import { register as registerServe } from "./commands/serve.js";
 import { EXIT_USAGE, fail, isBrokenPipe } from "./errors.js";
 
 /** The package version, found by walking up from this file (dist/cli/ in a build, src/cli/ in tests). */
@@ -58,7 +61,7 @@ export function buildProgram(): Command {
     })
     .exitOverride();
   const commands = [registerLs, registerCat, registerCp, registerRm, registerDu];
-  commands.push(registerRefs, registerDump, registerReduce, registerDemo);
+  commands.push(registerRefs, registerCombine, registerDump, registerConvert, registerReduce, registerServe, registerDemo);
   for (const register of commands) register(program);
   return program;
 }
