@@ -137,6 +137,18 @@ describe("partial writes, reads, load/map/apply", () => {
     expect(nums((await ds.get([0, null])).data)).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
   });
 
+  it("a lock left behind by a dead writer is reported by name, not waited on forever or ignored", async () => {
+    const store = new LocalStore(join(dir, "stale"));
+    const ds = await createDataset(store, "s", { shape: [4], chunks: [4], dtype: "float64" });
+    await store.set("s/c/0.lock", new TextEncoder().encode('{"host":"gone","pid":1}'));
+    const write = ds.set([zarr.slice(0, 2)], ramp([2]), { lock: { timeoutMs: 100, pollMs: 5 } });
+    await expect(write).rejects.toBeInstanceOf(ConflictError);
+    await expect(write).rejects.toThrow(/locked by another writer \(\{"host":"gone","pid":1\}\).*delete "s\/c\/0.lock"/);
+    // The chunk was not touched, and the foreign lock is left for its owner (or the user) to remove.
+    expect(nums((await ds.get(null)).data)).toEqual([0, 0, 0, 0]);
+    expect(await store.has("s/c/0.lock")).toBe(true);
+  });
+
   it("reads never write", async () => {
     const base = new LocalStore(join(dir, "readonly"));
     const ds = await createDataset(base, "r", { shape: [5, 5], chunks: [2, 2], dtype: "float64", fillValue: 3 });
