@@ -294,3 +294,17 @@ describe("LocalStore batches", () => {
     expect(await collect(store.list("batch"))).toEqual([]);
   });
 });
+
+describe("LocalStore rooted at the filesystem root", () => {
+  test("serves absolute paths under / (the CLI's `cat /path`)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "activestore-root-"));
+    try {
+      await writeFile(join(dir, "x.bin"), new Uint8Array([1, 2, 3]));
+      const store = new LocalStore("/");
+      expect(await store.get(`${dir.slice(1)}/x.bin`)).toEqual(new Uint8Array([1, 2, 3]));
+      await expect(store.get("../etc/passwd")).rejects.toThrow(InvalidKeyError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

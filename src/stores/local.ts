@@ -85,7 +85,8 @@ export class LocalBackend implements Backend {
     }
     // Belt and braces: whatever the checks above missed must still land under the root.
     const path = resolve(this.root, key);
-    if (!path.startsWith(this.root + sep)) refuse("resolves outside the store root");
+    const rootWithSep = this.root.endsWith(sep) ? this.root : this.root + sep; // "/" is its own prefix
+    if (!path.startsWith(rootWithSep)) refuse("resolves outside the store root");
   }
 
   private path(key: string): string {
