@@ -6,6 +6,8 @@
  */
 import { missingRules, packing, type Attributes, type Packing } from "./cf.js";
 import { reduceArray, type ChunkSource } from "./engine.js";
+import type { Partials } from "./partials.js";
+import { reduceRemote, type RemoteArray, type RemoteOptions } from "./remote.js";
 import type { MissingRules } from "./kernel.js";
 import { finalize, type ReductionResult, type Statistic } from "./result.js";
 import type { Selection } from "./selection.js";
@@ -22,6 +24,15 @@ export interface ActiveOptions {
   /** Chunks in flight at once. Default 16. */
   concurrency?: number;
   signal?: AbortSignal;
+  /**
+   * Push the work to active-storage servers (Reductionist API v2; several are used round-robin):
+   * one request per chunk, only partials come back.
+   */
+  server?: string | string[];
+  /** Forwarded to the server as HTTP Basic auth: S3 access key/secret or the HTTP origin's login. */
+  serverCredentials?: { username: string; password: string };
+  /** "moments" (activestore's server, all statistics) or "reductionist" (a stock server). */
+  protocol?: RemoteOptions["protocol"];
 }
 
 export interface StatisticOptions {
@@ -47,6 +58,8 @@ export class Active {
     readonly attributes: Attributes,
     private readonly options: ActiveOptions = {},
     private readonly counter: ReadCounter = { bytesRead: 0 },
+    /** Where the chunks are, for server reductions (required with `options.server`). */
+    private readonly remote?: RemoteArray,
   ) {
     this.missing = options.missing ?? missingRules(attributes, array.dtype, options);
     this.packing = options.raw ? undefined : packing(attributes);
@@ -98,18 +111,39 @@ export class Active {
   /** Any statistic by name, as the CLI and server use it. */
   async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
     const before = this.counter.bytesRead;
-    const { partials, chunks } = await reduceArray(this.array, selection ?? null, {
-      axis: options.axis,
-      missing: this.missing,
-      moments: op === "variance" || op === "std" || options.components === true,
-      concurrency: this.options.concurrency,
-      signal: this.options.signal,
-    });
+    const moments = op === "variance" || op === "std" || options.components === true;
+    let partials: Partials;
+    let chunks: number;
+    let bytesReceived: number | undefined;
+    let bytesReduced: number | undefined;
+    if (this.options.server !== undefined) {
+      if (!this.remote) throw new Error("server reductions need an Active opened from references or a file");
+      const r = await reduceRemote(this.remote, selection ?? null, {
+        servers: this.options.server,
+        credentials: this.options.serverCredentials,
+        protocol: this.options.protocol,
+        axis: options.axis,
+        missing: this.missing,
+        moments,
+        concurrency: this.options.concurrency,
+        signal: this.options.signal,
+      });
+      ({ partials, chunks, bytesReceived, bytesReduced } = r);
+    } else {
+      ({ partials, chunks } = await reduceArray(this.array, selection ?? null, {
+        axis: options.axis,
+        missing: this.missing,
+        moments,
+        concurrency: this.options.concurrency,
+        signal: this.options.signal,
+      }));
+    }
     const result = finalize(op, partials, this.array.dtype, { packing: this.packing, ddof: options.ddof });
     return {
       ...result,
       chunks,
-      bytesRead: this.counter.bytesRead - before,
+      bytesRead: bytesReceived ?? this.counter.bytesRead - before,
+      ...(bytesReduced !== undefined && { bytesReduced }),
       components: options.components ? partials : undefined,
     };
   }

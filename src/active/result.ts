@@ -21,9 +21,11 @@ export interface ReductionResult {
   dtype: string;
   /** True where no valid element contributed: the value is null there, never 0 or ±max. */
   missing: boolean | boolean[];
-  /** Chunks read and bytes moved to compute it. */
+  /** Chunks read and bytes moved to compute it (from a server: bytes of the answers received). */
   chunks: number;
   bytesRead: number;
+  /** Server reductions: stored bytes of the chunks the servers reduced (what a local run would read). */
+  bytesReduced?: number;
   /** With `components: true`: the merged partials, for aggregating across files. */
   components?: Partials;
 }

@@ -18,6 +18,7 @@ import { openStore, splitUrl, type OpenStoreOptions } from "../stores/open.js";
 import type { Store } from "../stores/types.js";
 import { Active, type ActiveOptions, type ReadCounter } from "./active.js";
 import type { ChunkSource } from "./engine.js";
+import { remoteArray } from "./remote-source.js";
 
 export type ActiveSource = string | References | Store;
 
@@ -80,7 +81,11 @@ async function fromReferences(
   const rootAttrs = references.refs[".zattrs"];
   const isNetcdf =
     netcdf ?? (typeof rootAttrs === "string" && /"_NCProperties"|"Conventions"\s*:\s*"CF/.test(rootAttrs));
-  return new Active(array as unknown as ChunkSource, array.attrs, { netcdf: isNetcdf, ...options }, counter);
+  const remote =
+    options.server !== undefined
+      ? remoteArray(references, path, { baseUrl, s3Endpoint: options.store?.s3?.endpoint })
+      : undefined;
+  return new Active(array as unknown as ChunkSource, array.attrs, { netcdf: isNetcdf, ...options }, counter, remote);
 }
 
 /** Opens a variable for active reductions. */
@@ -102,7 +107,11 @@ export async function openActive(
     const file = await openHdf5(byteSourceFromStore(store, key, source));
     const root = await file.root();
     const netcdf = root.attributes.some((a) => a.name === "_NCProperties");
-    const { references } = await buildFromReader(file, filtersToCodecs, { url: source });
+    // Servers read byte ranges, so nothing is inlined when the work is pushed to them.
+    const { references } = await buildFromReader(file, filtersToCodecs, {
+      url: source,
+      ...(options.server !== undefined && { inlineThreshold: 0 }),
+    });
     return fromReferences(references, variable, options, undefined, options.netcdf ?? netcdf);
   }
   return fromZarr(openStore(source, options.store), variable, options);
