@@ -110,6 +110,11 @@ describe("createDataset / openDataset", () => {
     await expect(createDataset(store, "c", { shape: [4, 4], chunks: [2], dtype: "float64" })).rejects.toBeInstanceOf(RequestError);
     await expect(createDataset(store, "d", { shape: [4], chunks: [0], dtype: "float64" })).rejects.toBeInstanceOf(RequestError);
     await expect(openDataset(store, "missing")).rejects.toBeInstanceOf(UnsupportedFeatureError);
+    // Chunks too large to hold are refused before anything is allocated.
+    await expect(createDataset(store, "huge", { shape: [1e6, 1e6], chunks: [1e5, 1e5], dtype: "float64" })).rejects.toThrow(/limit is/);
+    // Metadata that is not JSON is an error naming the key.
+    await store.set("broken/zarr.json", new TextEncoder().encode("{not json"));
+    await expect(openDataset(store, "broken")).rejects.toThrow(/key "broken\/zarr.json".*not valid JSON/);
   });
 });
 

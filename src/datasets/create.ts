@@ -138,6 +138,20 @@ const V2_TO_DTYPE: Record<string, NumericDataType> = {
   "<f8": "float64",
 };
 
+/** A metadata document as JSON; anything else is an error naming the key. */
+function readJson(store: Store, key: string, bytes: Uint8Array): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(decoder.decode(bytes));
+  } catch (error) {
+    throw new UnsupportedFeatureError("zarr metadata", `${store.url} key "${key}"`, `not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new UnsupportedFeatureError("zarr metadata", `${store.url} key "${key}"`, "expected a JSON object");
+  }
+  return doc as Record<string, unknown>;
+}
+
 function parseFill(value: unknown): number | null {
   if (value === null || value === undefined) return null;
   if (value === "NaN") return NaN;
@@ -158,7 +172,7 @@ export async function openDataset(store: Store, path: string): Promise<Dataset> 
   let pipeline: zarr.ArrayMetadata<zarr.DataType> | undefined;
   let writable: string | undefined;
   if (v3) {
-    const doc = JSON.parse(decoder.decode(v3)) as zarr.ArrayMetadata<zarr.DataType> & { node_type: string };
+    const doc = readJson(store, joinKey(clean, "zarr.json"), v3) as unknown as zarr.ArrayMetadata<zarr.DataType> & { node_type: string };
     if (doc.node_type !== "array") throw new UnsupportedFeatureError("dataset", `${store.url}/${clean}`, "this is a group, not an array");
     if (!isNumericDataType(doc.data_type)) writable = `dtype ${doc.data_type}`;
     meta = {
@@ -177,9 +191,9 @@ export async function openDataset(store: Store, path: string): Promise<Dataset> 
     if (!zarray) {
       throw new UnsupportedFeatureError("dataset", `${store.url}/${clean}`, "no zarr.json or .zarray there: create it first");
     }
-    const doc = JSON.parse(decoder.decode(zarray)) as Record<string, unknown>;
+    const doc = readJson(store, joinKey(clean, ".zarray"), zarray);
     const zattrs = await store.get(joinKey(clean, ".zattrs"));
-    const attrs = (zattrs ? JSON.parse(decoder.decode(zattrs)) : {}) as Record<string, unknown>;
+    const attrs = zattrs ? readJson(store, joinKey(clean, ".zattrs"), zattrs) : {};
     const { _ARRAY_DIMENSIONS: dims, ...attributes } = attrs;
     const dtype = V2_TO_DTYPE[String(doc.dtype)];
     if (!dtype) writable = `dtype ${String(doc.dtype)}`;
@@ -203,6 +217,13 @@ export async function openDataset(store: Store, path: string): Promise<Dataset> 
         const { id, ...configuration } = compressor;
         pipeline.codecs = [...pipeline.codecs, { name: `numcodecs.${id}`, configuration }];
       }
+    }
+  }
+  if (!writable && meta.dtype && isNumericDataType(meta.dtype)) {
+    try {
+      validateMetadata({ ...meta, codecs: [] });
+    } catch (error) {
+      writable = (error as Error).message;
     }
   }
   const location = zarr.root(store).resolve(clean || "/");

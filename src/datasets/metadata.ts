@@ -56,6 +56,9 @@ const V2_DTYPES: Record<NumericDataType, string> = {
 
 const DEFAULT_LEVEL: Record<CodecId, number> = { zstd: 3, gzip: 5, zlib: 5, blosc: 5, lz4: 1 };
 
+/** Chunks are held whole in memory (a few at a time); larger ones are refused up front. */
+export const MAX_CHUNK_BYTES = 2 ** 30;
+
 export function isNumericDataType(dtype: string): dtype is NumericDataType {
   return dtype in V2_DTYPES;
 }
@@ -90,6 +93,10 @@ export function validateMetadata(meta: DatasetMetadata): void {
     if (!Number.isSafeInteger(c) || c < 1) throw new RequestError(`chunks[${i}] must be a positive integer, got ${c}`);
   });
   if (!isNumericDataType(meta.dtype)) throw new RequestError(`unsupported dtype "${meta.dtype}"`);
+  const chunkBytes = chunks.reduce((a, b) => a * b, itemSize(meta.dtype));
+  if (chunkBytes > MAX_CHUNK_BYTES) {
+    throw new RequestError(`chunks [${chunks}] of ${meta.dtype} are ${chunkBytes} bytes each; the limit is ${MAX_CHUNK_BYTES} (1 GiB)`);
+  }
   if (meta.dimensionNames && meta.dimensionNames.length !== shape.length) {
     throw new RequestError(`dimensionNames [${meta.dimensionNames}] must have one name per dimension`);
   }
