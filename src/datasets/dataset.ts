@@ -210,22 +210,19 @@ export class Dataset {
     const region: Region = slab.map((r) => [r.start, r.start + r.count] as const);
     const shape = regionShape(region);
     const kept = slab.map((r, i) => (r.dropped ? -1 : shape[i])).filter((n) => n >= 0);
-    let source: ChunkData;
     if (typeof values === "number" || typeof values === "bigint") {
-      source = { data: this.allocate(product(shape)), shape };
-      const big = this.meta.dtype === "int64" || this.meta.dtype === "uint64";
-      (source.data as unknown as { fill(v: number | bigint): void }).fill(big ? BigInt(values) : Number(values));
-    } else {
-      checkShape(values, kept, "values for the selection");
-      source = { data: values.data, shape };
+      // A scalar is expanded one chunk at a time, so a huge selection costs no more memory than a chunk.
+      await this.writeRegion(region, values, opts);
+      return;
     }
-    await this.writeRegion(region, source, opts);
+    checkShape(values, kept, "values for the selection");
+    await this.writeRegion(region, { data: values.data, shape }, opts);
   }
 
-  /** Writes a C-ordered block whose shape is the region's. */
-  async writeRegion(region: Region, source: ChunkData, opts: DatasetWriteOptions = {}): Promise<void> {
+  /** Writes a C-ordered block whose shape is the region's, or one scalar everywhere in it. */
+  async writeRegion(region: Region, source: ChunkData | number | bigint, opts: DatasetWriteOptions = {}): Promise<void> {
     this.writer();
-    checkShape(source, regionShape(region), "values for the region");
+    if (typeof source === "object") checkShape(source, regionShape(region), "values for the region");
     this.checkPartition(region, opts);
     const whole = isChunkAligned(region, this.meta.shape, this.meta.chunks);
     const guarded = whole || opts.partition ? false : await this.partialWriteGuard(region, opts);
@@ -238,15 +235,14 @@ export class Dataset {
         const srcStart = box.map(([s], i) => s - region[i][0]);
         const full = box.every(([s, e], i) => s === cr[i][0] && e === cr[i][1]);
         if (full) {
-          const data = this.allocate(product(boxShape));
-          copyBox(source.data as TypedArrayLike, source.shape, srcStart, data as TypedArrayLike, boxShape, boxShape.map(() => 0), boxShape);
-          await this.writeChunk(coords, { data, shape: boxShape }, opts);
+          await this.writeChunk(coords, { data: this.box(source, srcStart, boxShape), shape: boxShape }, opts);
           return;
         }
         const merge = async () => {
           const current = await this.readChunk(coords);
           const dstStart = box.map(([s], i) => s - cr[i][0]);
-          copyBox(source.data as TypedArrayLike, source.shape, srcStart, current.data as TypedArrayLike, current.shape, dstStart, boxShape);
+          const part = this.box(source, srcStart, boxShape);
+          copyBox(part as TypedArrayLike, boxShape, boxShape.map(() => 0), current.data as TypedArrayLike, current.shape, dstStart, boxShape);
           await this.writeChunk(coords, current, opts);
         };
         if (guarded) await withChunkLock(this.store, this.chunkKey(coords), merge, opts.lock);
@@ -254,6 +250,18 @@ export class Dataset {
       },
       opts,
     );
+  }
+
+  /** A box of the source as its own array: copied out of a block, or a scalar repeated. */
+  private box(source: ChunkData | number | bigint, start: readonly number[], shape: readonly number[]): NumericArray {
+    const data = this.allocate(product(shape));
+    if (typeof source === "object") {
+      copyBox(source.data as TypedArrayLike, source.shape, start, data as TypedArrayLike, shape, shape.map(() => 0), shape);
+    } else {
+      const big = this.meta.dtype === "int64" || this.meta.dtype === "uint64";
+      (data as unknown as { fill(v: number | bigint): void }).fill(big ? BigInt(source) : Number(source));
+    }
+    return data;
   }
 
   /** Whether partial writes run under a lock; throws when they cannot be made safe. */
