@@ -20,6 +20,8 @@ import { toJson } from "../../refs/json.js";
 import { parseReferences, ReferenceStore } from "../../refs/reference-store.js";
 import { storeResolver } from "../../active/source.js";
 import { openStore } from "../../stores/open.js";
+import { startServer } from "../../server/index.js";
+import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "../embedded-s3.js";
 import { writeOut } from "./cat.js";
 
 /** data/demo.nc, found by walking up from this module (dist/cli/commands or src/cli/commands). */
@@ -83,8 +85,51 @@ export async function runDemo(print: (line: string) => void, workDir?: string): 
     const mean = await pr.mean();
     const raw = await (await openActive(`${dir}/demo.json`, "pr", { raw: true })).mean();
     print(`   ${"mean of pr (unpacked)".padEnd(32)} ${mean.value} kg m-2 s-1 (packed mean ${fmt(raw.value)})`);
+
+    await pushToServer(file, print);
   } finally {
     if (!workDir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Part 5: the same reductions pushed to an embedded active-storage server reading from an embedded
+ * S3 (s3rver, a development dependency): only small answers cross the network.
+ */
+async function pushToServer(file: Uint8Array, print: (line: string) => void): Promise<void> {
+  let s3: S3rverHandle;
+  try {
+    s3 = await startS3rver({ buckets: ["demo"] });
+  } catch (error) {
+    print(`5. server reductions skipped: no embedded S3 (s3rver, a dev dependency): ${String(error).split("\n")[0]}`);
+    return;
+  }
+  const server = await startServer({ port: 0, allowHosts: ["127.0.0.1"], logger: () => undefined });
+  try {
+    const s3Options = { endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS };
+    const bucket = openStore("s3://demo", { s3: s3Options });
+    await bucket.set("demo.nc", file);
+    print(`5. the same reductions on an active-storage server (${server.url}) reading s3://demo/demo.nc from S3 (${s3.endpoint}):`);
+    const open = (server_?: string) =>
+      openActive("s3://demo/demo.nc", "tas", {
+        store: { s3: s3Options },
+        ...(server_ && {
+          server: server_,
+          serverCredentials: { username: S3RVER_CREDENTIALS.accessKeyId, password: S3RVER_CREDENTIALS.secretAccessKey },
+        }),
+      });
+    const [local, remote] = await Promise.all([open(), open(server.url)]);
+    for (const op of ["mean", "min", "max", "std"] as const) {
+      const [l, r] = [await local.reduce(op), await remote.reduce(op)];
+      print(
+        `   ${`${op} of tas`.padEnd(32)} local ${fmt(l.value)} (${l.bytesRead} bytes read from S3)  ` +
+          `server ${fmt(r.value)} (${r.bytesRead} bytes received for ${r.bytesReduced} bytes reduced)`,
+      );
+    }
+    await bucket.close();
+  } finally {
+    await server.close();
+    await s3.stop();
   }
 }
 

@@ -19,6 +19,8 @@ interface ReduceOptions extends GlobalOptions {
   json?: boolean;
   raw?: boolean;
   skipNan?: boolean;
+  server?: string;
+  serverUser?: string;
 }
 
 function parseAxes(text: string): number[] {
@@ -53,7 +55,9 @@ function describe(result: ReductionResult): string {
   const count = Array.isArray(result.count) ? result.count.reduce((a, b) => a + b, 0) : result.count;
   return (
     `${result.op} = ${value} (${result.dtype}, ${count} valid values)\n` +
-    `${result.chunks} chunks, ${result.bytesRead} bytes read\n`
+    (result.bytesReduced !== undefined
+      ? `${result.chunks} chunks, ${result.bytesRead} bytes received from the server for ${result.bytesReduced} bytes reduced\n`
+      : `${result.chunks} chunks, ${result.bytesRead} bytes read\n`)
   );
 }
 
@@ -67,11 +71,16 @@ export function register(program: Command): void {
     .option("--json", "print the result as JSON")
     .option("--raw", "reduce stored (packed) values, ignoring scale_factor/add_offset")
     .option("--skip-nan", "leave NaNs out instead of propagating them")
+    .option("--server <urls>", "push the work to active-storage servers (comma-separated, used round-robin)")
+    .option("--server-user <user:password>", "HTTP Basic credentials the server forwards upstream (S3 key:secret)")
     .action(async (source: string, variable: string, _opts: unknown, command: Command) => {
       const opts = command.optsWithGlobals<ReduceOptions>();
+      const [username, ...password] = (opts.serverUser ?? "").split(":");
       const active = await Active.open(source, variable, {
         raw: opts.raw,
         skipNaN: opts.skipNan,
+        ...(opts.server && { server: opts.server.split(",").map((s) => s.trim()) }),
+        ...(opts.serverUser && { serverCredentials: { username, password: password.join(":") } }),
         store: {
           ...(opts.concurrency !== undefined && { concurrency: opts.concurrency }),
           s3: { ...(opts.endpoint && { endpoint: opts.endpoint }), ...(opts.anonymous && { anonymous: true }) },
