@@ -46,13 +46,21 @@ grep -E "^(S3_SOURCE|AWS_ID|PROXY_URL|HTTP_SOURCE|HTTP_USERNAME) =" "$CONFIG"
 
 cd "$WORK/suite"
 set +e
-# Error-response tests first: they list the test bucket, and s3rver's listing breaks for good once
-# a PUT of an over-long key (the MissingValues cases' file names pass 255 bytes) has failed.
+# s3rver stand-in quirk: once a PUT of an over-long key has failed (the MissingValues cases' file
+# names pass 255 bytes, too long for s3rver's file system layout) its bucket listing fails for good,
+# and the error-response tests list the bucket (they need the objects the basic tests uploaded).
+# So: basic tests without those cases, then the error/API tests, then those cases last.
+run() { AWS_DEFAULT_REGION=us-east-1 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE "$@" | tee -a "$WORK/pytest.log"; return "${PIPESTATUS[0]}"; }
 if [ "$#" -eq 0 ]; then
-  set -- compliance/test_error_response.py compliance/test_api_spec.py compliance/test_basic_operations.py
+  run compliance/test_basic_operations.py -k "not MissingValues"; S1=$?
+  run compliance/test_error_response.py compliance/test_api_spec.py; S2=$?
+  run compliance/test_basic_operations.py -k "MissingValues"; S3=$?
+  grep -E "^[0-9]+ (passed|failed)|^=+ .*(passed|failed)" "$WORK/pytest.log" || true
+  [ $((S1 + S2 + S3)) -eq 0 ]; STATUS=$?
+  set -e
+  exit "$STATUS"
 fi
-AWS_DEFAULT_REGION=us-east-1 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfE "$@" | tee "$WORK/pytest.log"
-STATUS=${PIPESTATUS[0]}
+run "$@"
+STATUS=$?
 set -e
-tail -1 "$WORK/pytest.log"
 exit "$STATUS"

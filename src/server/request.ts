@@ -229,6 +229,7 @@ export function parseRequest(operation: Operation, body: string, limits: Request
   if (rawSel !== undefined) {
     if (!Array.isArray(rawSel)) return bad(`selection: expected a list of [start, end, stride], got ${show(rawSel)}`);
     if (rawSel.length === 0) bad("selection: selection length must be greater than 0");
+    if (!shape) bad("selection: Selection requires shape to be specified");
     selection = rawSel.map((s, i) => {
       const parts = Array.isArray(s) ? s : isObject(s) ? [s.start, s.end, s.stride] : undefined;
       if (!parts || parts.length !== 3 || parts.some((p) => p === undefined)) {
@@ -238,7 +239,6 @@ export function parseRequest(operation: Operation, body: string, limits: Request
       if (triple[2] === 0) bad(`selection[${i}]: Selection stride must not be equal to zero`);
       return triple;
     });
-    if (!shape) bad("selection: Selection requires shape to be specified");
     if (shape!.length !== selection.length) {
       bad(`selection: Shape and selection must have the same length (shape ${shape!.length}, selection ${selection.length})`);
     }
