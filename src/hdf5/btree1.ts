@@ -135,22 +135,31 @@ async function walk(
       seen.add(a);
     }
     // The whole level in one batch of reads, each sized for a full node (HDF5 allocates every node
-    // of a tree for 2K entries, K = 32 unless the file says otherwise: a guess, a short one only
-    // costs a second read of that node).
+    // of a tree for 2K entries, K = 32 unless the file says otherwise). The guess can be short: the
+    // nodes it missed are read again in a second batch, with their exact sizes.
     const guess = Math.min(MAX_GUESS, headerSize + (2 * fullEntries + 1) * keySize + 2 * fullEntries * offsetSize);
     const spans = await ctx.source.readSpans(frontier.map((a) => ({ offset: ctx.base + a, length: guess })));
+    const cursorOf = (i: number, length: number) => {
+      const bytes = spans[i];
+      return bytes.length >= length
+        ? new Cursor(bytes.subarray(0, length), frontier[i], "v1 B-tree node", ctx.sizes, ctx.source.name)
+        : undefined;
+    };
+    const headers = await Promise.all(
+      frontier.map(async (a, i) => readHeader(cursorOf(i, headerSize) ?? (await ctx.cursor(a, headerSize, "v1 B-tree node")), nodeType)),
+    );
+    const sizes = headers.map((h) => headerSize + (h.entries + 1) * keySize + h.entries * offsetSize);
+    const short = frontier.flatMap((a, i) => (spans[i].length < sizes[i] ? [i] : []));
+    if (short.length > 0) {
+      const again = await ctx.source.readSpans(short.map((i) => ({ offset: ctx.base + frontier[i], length: sizes[i] })));
+      short.forEach((i, j) => (spans[i] = again[j]));
+    }
     const nodes = await Promise.all(
       frontier.map(async (a, i) => {
-        const bytes = spans[i];
-        const cursorOf = async (length: number) =>
-          bytes.length >= length
-            ? new Cursor(bytes.subarray(0, length), a, "v1 B-tree node", ctx.sizes, ctx.source.name)
-            : ctx.cursor(a, length, "v1 B-tree node");
-        const h = readHeader(await cursorOf(headerSize), nodeType);
-        const bodySize = headerSize + (h.entries + 1) * keySize + h.entries * offsetSize;
-        const c = await cursorOf(bodySize);
+        // Still short only at end of file: the cached read raises the truncation error.
+        const c = cursorOf(i, sizes[i]) ?? (await ctx.cursor(a, sizes[i], "v1 B-tree node"));
         c.seek(headerSize);
-        return { h, c };
+        return { h: headers[i], c };
       }),
     );
     for (const { h } of nodes) fullEntries = Math.max(fullEntries, h.entries / 2);

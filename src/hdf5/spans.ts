@@ -3,7 +3,7 @@
  * (the bytes between them are cheaper than a round trip), the remaining requests run with bounded
  * concurrency, or all go in one multi-range call when the source offers one.
  */
-import { coalesceRanges, splitCoalesced } from "../stores/coalesce.js";
+import { coalesceRanges, type CoalescedRequest } from "../stores/coalesce.js";
 
 export interface SpanOptions {
   /** Ranges at most this far apart are read in one request (default 64 KiB). */
@@ -19,8 +19,11 @@ interface SpanReader {
   readRanges?: (ranges: readonly { offset: number; length: number }[]) => Promise<Uint8Array[]>;
 }
 
-/** No request is merged beyond this, so one gap policy cannot turn into reading a whole file. */
-const MAX_REQUEST = 8 * 1024 * 1024;
+/**
+ * No request is merged beyond this: requests in flight × this bounds the memory a level costs,
+ * and one gap policy cannot turn into reading a whole file in one piece.
+ */
+const MAX_REQUEST = 2 * 1024 * 1024;
 
 export async function readSpans(
   source: SpanReader,
@@ -35,7 +38,7 @@ export async function readSpans(
     for (let i = 0; i < requests.length; i += per) {
       const group = requests.slice(i, i + per);
       const parts = await source.readRanges(group);
-      group.forEach((request, j) => splitCoalesced(request, parts[j], ranges, out));
+      group.forEach((request, j) => split(request, parts[j], ranges, out));
     }
     return out;
   }
@@ -45,7 +48,7 @@ export async function readSpans(
     while (next < requests.length && !failed) {
       const request = requests[next++];
       try {
-        splitCoalesced(request, await source.read(request.offset, request.length), ranges, out);
+        split(request, await source.read(request.offset, request.length), ranges, out);
       } catch (e) {
         failed = true; // the other workers stop taking requests
         throw e;
@@ -54,4 +57,20 @@ export async function readSpans(
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, requests.length) }, worker));
   return out;
+}
+
+/**
+ * Cuts each range out of its request's bytes. A range keeps a view when it is most of the request,
+ * else a copy: a view would keep the whole request buffer (mostly chunk data between the nodes)
+ * alive as long as the caller keeps the range.
+ */
+function split(request: CoalescedRequest, bytes: Uint8Array, ranges: readonly { offset: number; length: number }[], out: Uint8Array[]): void {
+  let wanted = 0;
+  for (const i of request.members) wanted += ranges[i].length;
+  const copy = wanted * 2 < bytes.length;
+  for (const i of request.members) {
+    const start = Math.min(ranges[i].offset - request.offset, bytes.length);
+    const end = Math.min(start + ranges[i].length, bytes.length);
+    out[i] = copy ? bytes.slice(start, end) : bytes.subarray(start, end);
+  }
 }
