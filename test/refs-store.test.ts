@@ -220,6 +220,7 @@ describe("missing versus unreachable", () => {
     refs.refs["gone/0"] = ["no-such-file.h5", 0, 10];
     refs.refs["gonewhole/0"] = ["no-such-file.bin"];
     refs.refs["short/0"] = ["data.h5", fileBytes.length - 4, 10];
+    refs.refs["lying/0"] = ["data.h5", 0, 2 ** 50];
     const store = new ReferenceStore(parseReferences(refs), { baseDir: FIXTURES });
     try {
       expect(await store.get("/raw/7.7")).toBeUndefined();
@@ -227,6 +228,9 @@ describe("missing versus unreachable", () => {
       await expect(store.get("/gone/0")).rejects.toThrow(/"gone\/0".*no-such-file\.h5/);
       await expect(store.get("/gonewhole/0")).rejects.toThrow(/"gonewhole\/0".*no-such-file\.bin/);
       await expect(store.get("/short/0")).rejects.toThrow(/too short/);
+      // A lying length reads what exists and says so; nothing of its size is allocated.
+      await expect(store.get("/lying/0")).rejects.toThrow(/too short/);
+      expect(await store.getRange("/lying/0", { offset: 0, length: 8 })).toEqual(fileBytes.subarray(0, 8));
       // One failing reference in a batch does not fail its neighbours.
       const [bad, good] = await Promise.allSettled([store.get("/gone/0"), store.get("/raw/0.0")]);
       expect(bad.status).toBe("rejected");
