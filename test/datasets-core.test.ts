@@ -140,6 +140,11 @@ describe("partial writes, reads, load/map/apply", () => {
     // A scalar fills a selection.
     await ds.set([zarr.slice(0, 1), null], 0.5);
     expect(nums((await ds.get([0, null])).data)).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
+    // numpy-style text selections (zarrita reads positive steps only).
+    await ds.set("1, 4:6", { data: new Float64Array([-4, -5]), shape: [2] });
+    expect(await ds.get("1, 4:6")).toEqual({ data: new Float64Array([-4, -5]), shape: [2] });
+    expect(nums((await ds.get("-1, ::2")).data)).toEqual([7, 32, 34]);
+    await expect(ds.set("0, ::2", { data: new Float64Array(3), shape: [3] })).rejects.toThrow(/strided selection/);
   });
 
   it("a lock left behind by a dead writer is reported by name, not waited on forever or ignored", async () => {

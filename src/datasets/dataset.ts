@@ -6,7 +6,7 @@
  */
 import * as zarr from "zarrita";
 import { RequestError, UnsupportedFeatureError } from "../errors.js";
-import { toHyperslab, type Selection } from "../active/selection.js";
+import { parseSelection, toHyperslab, type Selection } from "../active/selection.js";
 import type { Store } from "../stores/types.js";
 import { ChunkEncoder, type ChunkData, type NumericArray } from "./encode.js";
 import { forEachBounded, type EngineOptions } from "./engine.js";
@@ -122,8 +122,9 @@ export class Dataset {
     return this.path ? `${this.path}/${key}` : key;
   }
 
-  /** A numpy-style selection (integers, `null`, `zarr.slice`), read into a C-ordered array. */
-  async get(selection?: Selection): Promise<ChunkData> {
+  /** A numpy-style selection (integers, `null`, `zarr.slice`, or text like "0:10, :, 5"), read into a C-ordered array. */
+  async get(selection?: Selection | string): Promise<ChunkData> {
+    if (typeof selection === "string") selection = parseSelection(selection);
     const result = await zarr.get(this.array, (selection ?? null) as (number | zarr.Slice | null)[] | null);
     if (typeof result !== "object" || result === null || !("data" in result)) {
       const data = new CONSTRUCTORS[this.meta.dtype](1);
@@ -200,7 +201,8 @@ export class Dataset {
    * whole are written directly; chunks it covers in part are merged under a lock (or refused, see
    * DatasetWriteOptions).
    */
-  async set(selection: Selection, values: Values, opts: DatasetWriteOptions = {}): Promise<void> {
+  async set(selection: Selection | string, values: Values, opts: DatasetWriteOptions = {}): Promise<void> {
+    if (typeof selection === "string") selection = parseSelection(selection);
     const slab = toHyperslab(selection, this.meta.shape);
     for (const [i, r] of slab.entries()) {
       if (r.count > 1 && r.step !== 1) {
