@@ -172,6 +172,25 @@ describe("get and getRange for every entry kind", () => {
   });
 });
 
+describe("a caller's resolver", () => {
+  it("stores with only get/getRange are read with coalesced getRange calls", async () => {
+    const calls: { offset: number; length: number }[] = [];
+    const target = {
+      get: async () => fileBytes,
+      getRange: async (_key: string, range: { offset: number; length: number }) => {
+        calls.push(range);
+        return fileBytes.subarray(range.offset, range.offset + range.length);
+      },
+    };
+    const store = new ReferenceStore(parseReferences(v1Text), { resolver: () => ({ store: target, key: "data.h5" }) });
+    const got = await readAll(store, "raw");
+    expect(got.values).toEqual(expected.raw.values);
+    const offsets = Object.values(expected.raw_chunks).map(([o]) => o);
+    const end = Math.max(...Object.values(expected.raw_chunks).map(([o, n]) => o + n));
+    expect(calls).toEqual([{ offset: Math.min(...offsets), length: end - Math.min(...offsets) }]);
+  });
+});
+
 describe("gen dimension forms and the expression evaluator", () => {
   it("an integer dimension means range(n), like {stop: n}", () => {
     const refs = v1();
