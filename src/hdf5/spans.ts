@@ -6,11 +6,14 @@
 import { coalesceRanges, type CoalescedRequest } from "../stores/coalesce.js";
 
 export interface SpanOptions {
-  /** Ranges at most this far apart are read in one request (default 64 KiB). */
+  /**
+   * Ranges at most this far apart are read in one request (default 32 KiB; 4 KiB when the source
+   * takes multi-range calls, where one more range costs a line of headers, not a round trip).
+   */
   gap?: number;
   /** Requests in flight (default 16). */
   concurrency?: number;
-  /** Ranges per multi-range call (default 256). */
+  /** Ranges per multi-range call (default 128: an HTTP Range header stays under 4 KiB). */
   perMultiRange?: number;
 }
 
@@ -30,32 +33,36 @@ export async function readSpans(
   ranges: readonly { offset: number; length: number }[],
   options: SpanOptions = {},
 ): Promise<Uint8Array[]> {
-  const requests = coalesceRanges(ranges, options.gap ?? 32 * 1024, MAX_REQUEST);
+  const gap = options.gap ?? (source.readRanges ? 4 * 1024 : 32 * 1024);
+  const requests = coalesceRanges(ranges, gap, MAX_REQUEST);
   const out = new Array<Uint8Array>(ranges.length);
   if (requests.length === 0) return out;
-  if (source.readRanges && requests.length > 1) {
-    const per = options.perMultiRange ?? 256;
-    for (let i = 0; i < requests.length; i += per) {
-      const group = requests.slice(i, i + per);
-      const parts = await source.readRanges(group);
-      group.forEach((request, j) => split(request, parts[j], ranges, out));
+  // Units of work: one request each, or groups of requests for one multi-range call.
+  const per = source.readRanges && requests.length > 1 ? (options.perMultiRange ?? 128) : 1;
+  const units: CoalescedRequest[][] = [];
+  for (let i = 0; i < requests.length; i += per) units.push(requests.slice(i, i + per));
+  const fetchUnit = async (unit: CoalescedRequest[]) => {
+    if (per === 1) {
+      split(unit[0], await source.read(unit[0].offset, unit[0].length), ranges, out);
+    } else {
+      const parts = await source.readRanges!(unit);
+      unit.forEach((request, j) => split(request, parts[j], ranges, out));
     }
-    return out;
-  }
+  };
   let next = 0;
   let failed = false;
   const worker = async () => {
-    while (next < requests.length && !failed) {
-      const request = requests[next++];
+    while (next < units.length && !failed) {
+      const unit = units[next++];
       try {
-        split(request, await source.read(request.offset, request.length), ranges, out);
+        await fetchUnit(unit);
       } catch (e) {
         failed = true; // the other workers stop taking requests
         throw e;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, requests.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, units.length) }, worker));
   return out;
 }
 

@@ -151,6 +151,8 @@ export async function buildFromReader(
       for (const k of Object.keys(refs)) if (k.startsWith(own)) delete refs[k];
       warnings.push({ path: d.path, message: e.message });
     } finally {
+      // The entries are in the set now; dropping them early lowers the peak during serialization.
+      chunkLists.delete(d);
       // Datasets with nothing stored (or skipped) still count as done.
       if (done < start + planned) options.onProgress?.((done = start + planned), total);
     }
