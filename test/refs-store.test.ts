@@ -243,6 +243,7 @@ describe("missing versus unreachable", () => {
     const store = new ReferenceStore(parseReferences(refs), { baseDir: FIXTURES });
     try {
       expect(await store.get("/raw/7.7")).toBeUndefined();
+      for (const key of ["/constructor", "/__proto__", "/toString", "/hasOwnProperty"] as const) expect(await store.get(key)).toBeUndefined();
       await expect(store.get("/gone/0")).rejects.toThrow(ReferenceSetError);
       await expect(store.get("/gone/0")).rejects.toThrow(/"gone\/0".*no-such-file\.h5/);
       await expect(store.get("/gonewhole/0")).rejects.toThrow(/"gonewhole\/0".*no-such-file\.bin/);

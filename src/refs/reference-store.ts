@@ -151,15 +151,13 @@ export class ReferenceStore implements AsyncReadable {
   /** The reference of a key, or undefined when the set has none. */
   async reference(key: string): Promise<Reference | undefined> {
     const k = key.replace(/^\/+/, "");
-    const ref = this.generated?.get(k) ?? this.references.refs[k];
-    if (ref !== undefined || !this.lookup) return ref;
-    return this.lookup.get(k);
+    return this.generated?.get(k) ?? this.own(k) ?? this.lookup?.get(k);
   }
 
   private async read(key: string, range: RangeQuery | undefined, opts?: GetOptions): Promise<Uint8Array | undefined> {
     const k = key.replace(/^\/+/, "");
     opts?.signal?.throwIfAborted();
-    const ref = this.generated?.get(k) ?? this.references.refs[k] ?? (await this.lookup?.get(k));
+    const ref = this.generated?.get(k) ?? this.own(k) ?? (await this.lookup?.get(k));
     if (ref === undefined) return undefined;
     if (typeof ref === "string") return slice(decodeInline(ref, k), range);
     const url = this.urlOf(ref[0] as string | null, k);
@@ -186,6 +184,12 @@ export class ReferenceStore implements AsyncReadable {
       if (cause instanceof ReferenceSetError) throw cause;
       throw new ReferenceSetError(`target unreachable: ${(cause as Error).message}`, k, url, { cause });
     }
+  }
+
+  /** A key of the JSON set itself; never an inherited property ("constructor", "__proto__"). */
+  private own(key: string): Reference | undefined {
+    const refs = this.references.refs;
+    return Object.hasOwn(refs, key) ? refs[key] : undefined;
   }
 
   /** The url with templates filled in; null or empty means the default target. */
