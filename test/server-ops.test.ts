@@ -277,3 +277,13 @@ test("moments extension: count, sum, min, max, M2 per output element", async () 
   expect(responseValues(res.body.max as Uint8Array, "float64")).toEqual([4, 30]);
   expect(responseValues(res.body.m2 as Uint8Array, "float64")).toEqual([2, 200]);
 });
+
+test("null selection parts mean numpy's defaults (as PyActiveStorage sends slice(None, ...))", async () => {
+  await store.set("nulls.bin", new Uint8Array(new Int32Array([1, 2, 3, 4, 5, 6]).buffer));
+  const res = await post(server.url, "select", {
+    interface_type: "s3", url: `${s3.endpoint}/data/nulls.bin`, dtype: "int32", shape: [2, 3], selection: [[null, null, null], [null, null, -2]],
+  }, basic("S3RVER", "S3RVER"));
+  expect(res.status).toBe(200);
+  expect(res.body.shape).toEqual([2, 2]);
+  expect(responseValues(res.body.bytes as Uint8Array, "int32")).toEqual([3, 1, 6, 4]);
+});

@@ -38,7 +38,7 @@ export interface ReductionRequest {
   shape?: number[];
   order: "C" | "F";
   /** [start, end, stride] per dimension, numpy slice semantics. */
-  selection?: [number, number, number][];
+  selection?: [number | null, number | null, number][];
   /** Codec configs in zarr v2 order: filters first, compression last (decoded in reverse). */
   codecs: CodecConfig[];
   compressed: boolean;
@@ -224,7 +224,7 @@ export function parseRequest(operation: Operation, body: string, limits: Request
     if (decoded > limits.maxDecodedBytes) bad(`shape: ${decoded} decoded bytes is over this server's limit of ${limits.maxDecodedBytes}`);
   }
 
-  let selection: [number, number, number][] | undefined;
+  let selection: [number | null, number | null, number][] | undefined;
   const rawSel = field("selection");
   if (rawSel !== undefined) {
     if (!Array.isArray(rawSel)) return bad(`selection: expected a list of [start, end, stride], got ${show(rawSel)}`);
@@ -235,9 +235,10 @@ export function parseRequest(operation: Operation, body: string, limits: Request
       if (!parts || parts.length !== 3 || parts.some((p) => p === undefined)) {
         return bad(`selection[${i}]: expected [start, end, stride], got ${show(s)}`);
       }
-      const triple = parts.map((p, j) => int(`selection[${i}][${j}]`, p)) as [number, number, number];
-      if (triple[2] === 0) bad(`selection[${i}]: Selection stride must not be equal to zero`);
-      return triple;
+      // Ours: null means numpy's default (PyActiveStorage sends slice(None, ...) parts as null).
+      const [start, end, stride] = parts.map((p, j) => (p === null ? null : int(`selection[${i}][${j}]`, p!)));
+      if (stride === 0) bad(`selection[${i}]: Selection stride must not be equal to zero`);
+      return [start, end, stride ?? 1] as [number | null, number | null, number];
     });
     if (shape!.length !== selection.length) {
       bad(`selection: Shape and selection must have the same length (shape ${shape!.length}, selection ${selection.length})`);

@@ -6,7 +6,7 @@
  */
 import { COMPRESSION_IDS, EXTRA_DTYPES, FILTER_IDS, REDUCTIONIST_DTYPES } from "./request.js";
 
-const integer = { type: "integer" };
+const nullable = { type: ["integer", "null"] };
 const nonNegative = { type: "integer", minimum: 0 };
 const value = { type: "number", description: "must fit the request dtype; integers for integer dtypes" };
 
@@ -39,8 +39,14 @@ export const REQUEST_SCHEMA = {
     selection: {
       type: "array",
       minItems: 1,
-      items: { type: "array", prefixItems: [integer, integer, { type: "integer", not: { const: 0 } }], minItems: 3, maxItems: 3 },
-      description: "[start, end, stride] per dimension, numpy slice semantics (negative values count from the end); needs shape",
+      items: {
+        type: "array",
+        prefixItems: [nullable, nullable, { type: ["integer", "null"], not: { const: 0 } }],
+        minItems: 3,
+        maxItems: 3,
+      },
+      description:
+        "[start, end, stride] per dimension, numpy slice semantics (negative values count from the end; null = numpy's default, an extension); needs shape",
     },
     compression: {
       type: "object",
