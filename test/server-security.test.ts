@@ -268,3 +268,19 @@ test("graceful shutdown: in-flight requests finish, new connections are refused"
   await closing;
   slow.close();
 });
+
+test("a request past its deadline gets 504 and releases its memory", async () => {
+  const stuck: Server = createServer(() => undefined); // accepts, never answers
+  await new Promise<void>((r) => stuck.listen(0, "127.0.0.1", () => r()));
+  const port = (stuck.address() as AddressInfo).port;
+  try {
+    const srv = await serve({ requestTimeoutMs: 300 });
+    const res = await post(srv.url, "sum", { interface_type: "http", url: `http://127.0.0.1:${port}/x.bin`, dtype: "int32", size: 8 });
+    expect(res.status).toBe(504);
+    expect(JSON.stringify(res.body)).toContain("timed out");
+    expect(srv.budget.inUse).toBe(0);
+  } finally {
+    stuck.closeAllConnections();
+    stuck.close();
+  }
+});
