@@ -9,6 +9,9 @@ import { LocalStore } from "../src/stores/local.js";
 import { S3Store } from "../src/stores/s3.js";
 import type { Store } from "../src/stores/types.js";
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
+import { startGcsServer } from "./servers/gcs.js";
+import { GcsStore } from "../src/stores/gcs.js";
+import { createOnlyGuarantee } from "../src/datasets/guard.js";
 
 let dir: string;
 let s3: S3rverHandle;
@@ -193,6 +196,26 @@ describe("partial writes, reads, load/map/apply", () => {
     await doubled.apply((chunk) => ({ data: Float64Array.from(chunk.data as Float64Array, (v) => v + 1), shape: chunk.shape }));
     expect(nums((await doubled.get(null)).data)).toEqual(Array.from(ramp([5, 7]).data, (v) => v * 2 + 1));
     await expect(src.map(() => ({ data: new Float64Array(1), shape: [1] }), "broken")).rejects.toThrow(/returned shape/);
+  });
+});
+
+describe("a remote store that honours create-only writes (in-test GCS server)", () => {
+  it("is detected by the probe, and concurrent partial writes into one chunk lose nothing", async () => {
+    const server = await startGcsServer({ buckets: ["b"] });
+    const store = new GcsStore({ bucket: "b", endpoint: server.url, token: "t" });
+    try {
+      expect(await createOnlyGuarantee(store, "probe")).toBe("create-only");
+      const ds = await createDataset(store, "x", { shape: [24], chunks: [24], dtype: "float64" });
+      // 24 read-modify-writes of one chunk at once, interleaved across awaits: without the lock most would be lost.
+      await Promise.all(Array.from({ length: 24 }, (_, i) => ds.set([i], { data: new Float64Array([i + 1]), shape: [] }, { lock: { pollMs: 2 } })));
+      expect(nums((await ds.get(null)).data)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+      // Every write took and released the chunk's lock (created with ifGenerationMatch=0).
+      expect(server.requests.filter((r) => r.method === "DELETE" && r.path.endsWith("/x%2Fc%2F0.lock"))).toHaveLength(24);
+      expect([...server.buckets.get("b")!.keys()].filter((k) => k.endsWith(".lock") || k.includes("probe"))).toEqual([]);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
   });
 });
 
