@@ -39,14 +39,17 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function run(args: string[], env: Record<string, string> = {}, onStdout?: (text: string) => void): Promise<Run> {
   return new Promise((done) => {
     const child = spawn(process.execPath, [runner, ...args], {
       env: { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", ...env },
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      onStdout?.(stdout);
+    });
     child.stderr.on("data", (d) => (stderr += d));
     child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
   });
@@ -210,10 +213,21 @@ describe("worker-thread engine (compiled build: workers run JavaScript)", () => 
 describe("no lost updates, no torn chunks", () => {
   it("two processes doing partial writes into one chunk on the local disk lose nothing (chunk lock)", async () => {
     const dir = join(work, "rmw");
-    await createDataset(new LocalStore(dir), "x", { shape: [40], chunks: [40], dtype: "float64", fillValue: 0 });
-    (await Promise.all([0, 1].map((p) => run(["rmw", dir, "x", String(p), "20"])))).forEach(ok);
+    const n = 60; // writes per process
+    await createDataset(new LocalStore(dir), "x", { shape: [2 * n], chunks: [2 * n], dtype: "float64", fillValue: 0 });
+    let ready = 0;
+    let go!: () => void;
+    const bothReady = new Promise<void>((r) => (go = r));
+    const writers = [0, 1].map((p) =>
+      run(["rmw", dir, "x", String(p), String(n)], {}, (out) => {
+        if (out === "ready\n" && ++ready === 2) go();
+      }),
+    );
+    await bothReady;
+    await writeFile(join(dir, "go"), "");
+    (await Promise.all(writers)).forEach(ok);
     const ds = await openDataset(new LocalStore(dir), "x");
-    expect(Array.from((await ds.get(null)).data as Float64Array)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(Array.from((await ds.get(null)).data as Float64Array)).toEqual(Array.from({ length: 2 * n }, (_, i) => i + 1));
     expect((await readdir(join(dir, "x/c"))).filter((f) => f.endsWith(".lock"))).toEqual([]);
   }, 120_000);
 
