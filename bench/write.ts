@@ -8,9 +8,10 @@
  *
  * Build and run (from the repository root):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/write.ts
+ *     --types node --rootDir . --outDir node_modules/.cache/bench bench/write.ts src/datasets/pool-worker.ts
  *   node node_modules/.cache/bench/bench/write.js [--input /tmp/activestore-bench/zlib25.nc]
- *     [--chunks 50] [--processes 1,2,4] [--stores local,s3] [--quick]
+ *     [--chunks 50] [--processes 1,2,4] [--stores local,s3] [--quick] [--threads N]
+ * --threads N gives each rank a WorkerPool of N threads that encode the chunks (the worker-thread engine).
  * --quick converts the first 100 of 500 steps of the first dimension (200 MB) instead of all of it.
  */
 import { spawn } from "node:child_process";
@@ -23,6 +24,7 @@ import * as zarr from "zarrita";
 import { createDataset, openDataset } from "../src/datasets/create.js";
 import { load } from "../src/datasets/ops.js";
 import { partitionRegion } from "../src/datasets/partitions.js";
+import { WorkerPool } from "../src/datasets/pool.js";
 import { openSource } from "../src/datasets/source.js";
 import { openStore, type OpenStoreOptions } from "../src/stores/open.js";
 import { S3RVER_CREDENTIALS, startS3rver } from "../test/servers/s3rver.js";
@@ -44,6 +46,7 @@ const { values: flags } = parseArgs({
     rank: { type: "string" },
     ranks: { type: "string" },
     steps: { type: "string" },
+    threads: { type: "string", default: "0" },
   },
 });
 
@@ -62,7 +65,13 @@ async function child(): Promise<void> {
   const region = partitionRegion(shape, ds.chunks, Number(flags.ranks), Number(flags.rank));
   let bytes = 0;
   if (region) {
-    await load(ds, variable.array, { partition: region, concurrency: 4 });
+    const threads = Number(flags.threads);
+    const pool = threads > 0 ? new WorkerPool(threads) : undefined;
+    try {
+      await load(ds, variable.array, { partition: region, concurrency: threads > 0 ? 2 * threads + 2 : 4, pool });
+    } finally {
+      await pool?.close();
+    }
     bytes = region.reduce((n, [s, e]) => n * (e - s), 8);
   }
   await dest.close();
@@ -115,7 +124,7 @@ async function main(): Promise<void> {
           dimensionNames: variable.dimensionNames,
         });
         await dest.close();
-        const args = ["--input", flags.input!, "--variable", flags.variable!, "--dest", url, "--steps", String(steps), "--ranks", String(n)];
+        const args = ["--input", flags.input!, "--variable", flags.variable!, "--dest", url, "--steps", String(steps), "--ranks", String(n), "--threads", flags.threads!];
         if (endpoint) args.push("--endpoint", endpoint);
         const started = performance.now();
         const results = await Promise.all(Array.from({ length: n }, (_, r) => runRank([...args, "--rank", String(r)])));
@@ -132,7 +141,8 @@ async function main(): Promise<void> {
         const speedup = baseline.has(where) ? `${(mbps / baseline.get(where)!).toFixed(2)}×` : "";
         const rss = results.map((r) => r.maxRssMiB.toFixed(0)).join(" / ");
         const cpu = results.map((r) => r.cpuSeconds.toFixed(1)).join(" / ");
-        rows.push(`| ${where === "s3" ? "s3rver" : "local disk"} | ${n} | ${(total / 1e6).toFixed(0)} | ${seconds.toFixed(1)} | ${mbps.toFixed(1)} | ${speedup} | ${rss} | ${cpu} |`);
+        const threads = Number(flags.threads) > 0 ? ` (+${flags.threads} encode threads each)` : "";
+        rows.push(`| ${where === "s3" ? "s3rver" : "local disk"} | ${n}${threads} | ${(total / 1e6).toFixed(0)} | ${seconds.toFixed(1)} | ${mbps.toFixed(1)} | ${speedup} | ${rss} | ${cpu} |`);
         console.error(rows.at(-1));
       }
     }
