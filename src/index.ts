@@ -87,3 +87,15 @@ export { combinePartials, type Partials } from "./active/partials.js";
 export { reduceChunk, type MissingRules } from "./active/kernel.js";
 export { parseSelection, type Selection } from "./active/selection.js";
 export { missingRules, packing } from "./active/cf.js";
+
+// Active-storage server (Reductionist API v2) and its client
+export * from "./server/index.js";
+export {
+  missingJson,
+  reduceRemote,
+  type RemoteArray,
+  type RemoteChunk,
+  type RemoteOptions,
+  type RemoteResult,
+} from "./active/remote.js";
+export { remoteArray, serverUrl } from "./active/remote-source.js";
