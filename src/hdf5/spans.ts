@@ -26,7 +26,7 @@ interface SpanReader {
  * No request is merged beyond this: requests in flight × this bounds the memory a level costs,
  * and one gap policy cannot turn into reading a whole file in one piece.
  */
-const MAX_REQUEST = 2 * 1024 * 1024;
+const MAX_REQUEST = 1024 * 1024;
 
 export async function readSpans(
   source: SpanReader,
