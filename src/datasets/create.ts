@@ -175,6 +175,8 @@ export async function openDataset(store: Store, path: string): Promise<Dataset> 
     const doc = readJson(store, joinKey(clean, "zarr.json"), v3) as unknown as zarr.ArrayMetadata<zarr.DataType> & { node_type: string };
     if (doc.node_type !== "array") throw new UnsupportedFeatureError("dataset", `${store.url}/${clean}`, "this is a group, not an array");
     if (!isNumericDataType(doc.data_type)) writable = `dtype ${doc.data_type}`;
+    if (doc.codecs.some((c) => c.name === "sharding_indexed")) writable = "sharded chunks";
+    if ((doc.chunk_grid as { name?: string }).name !== "regular") writable = "a non-regular chunk grid";
     meta = {
       shape: doc.shape,
       chunks: (doc.chunk_grid as { configuration: { chunk_shape: number[] } }).configuration.chunk_shape,
