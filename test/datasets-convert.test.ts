@@ -9,6 +9,8 @@ import { openDataset } from "../src/datasets/create.js";
 import { openSource } from "../src/datasets/source.js";
 import { ConflictError, RequestError } from "../src/errors.js";
 import { LocalStore } from "../src/stores/local.js";
+import { buildReferences } from "../src/refs/build.js";
+import { writeReferences } from "../src/refs/write.js";
 
 const fixtures = fileURLToPath(new URL("fixtures/datasets/", import.meta.url));
 const day1 = join(fixtures, "day1.nc");
@@ -62,6 +64,18 @@ describe("convert (library)", () => {
     const got = (await tas.get(null)).data as Float32Array;
     const want = await expectedTas();
     expect(Array.from(got).map(String)).toEqual(Array.from(want).map(String)); // NaN-aware via strings
+  });
+
+  it("reads a parquet reference set (kerchunk's layout) as the source", async () => {
+    const refsDir = join(work, "day1.parq");
+    await writeReferences(await buildReferences(day1), refsDir, { format: "parquet" });
+    const source = await openSource(refsDir);
+    expect(source.variables.map((v) => v.name)).toEqual(["lat", "lon", "tas", "time"]);
+    const dest = new LocalStore(join(work, "from-parquet.zarr"));
+    await initConvert(source, dest);
+    await convertPartition(source, dest, { rank: 0, ranks: 1 });
+    const got = (await (await openDataset(dest, "tas")).get(null)).data as Float32Array;
+    expect(Array.from(got).map(String)).toEqual(Array.from(await expectedTas()).map(String));
   });
 
   it("refuses unknown dimensions, unknown variables, conflicting re-initialisation and a missing --init", async () => {

@@ -1,6 +1,6 @@
 /**
- * What `convert` reads: an HDF5/netCDF4 file (references built on the fly), a kerchunk references
- * JSON (one file or a combined set of many), or a zarr store. Every variable ends up as a zarrita
+ * What `convert` reads: an HDF5/netCDF4 file (references built on the fly), kerchunk references
+ * (a JSON file or a parquet directory; one file's or a combined set of many), or a zarr store. Every variable ends up as a zarrita
  * array; opening reuses the pieces src/active/source.ts opens sources with.
  */
 import { stat } from "node:fs/promises";
@@ -13,6 +13,7 @@ import { openHdf5 } from "../hdf5/file.js";
 import { byteSourceFromStore } from "../hdf5/io.js";
 import { buildFromReader } from "../refs/build.js";
 import { filtersToCodecs } from "../refs/filters.js";
+import { readParquetReferences, type ParquetReferences } from "../refs/parquet-read.js";
 import { parseReferences, ReferenceStore } from "../refs/reference-store.js";
 import type { References } from "../refs/types.js";
 import { openStore, splitUrl, type OpenStoreOptions } from "../stores/open.js";
@@ -61,8 +62,14 @@ function splitAttributes(attrs: Record<string, unknown>): { dims?: string[]; res
   return { dims: Array.isArray(dims) ? (dims as string[]) : undefined, rest };
 }
 
-async function fromReferences(url: string, references: References, options: OpenStoreOptions, baseUrl?: string): Promise<OpenedSource> {
-  const store = new ReferenceStore(references, { resolver: storeResolver(options, baseUrl) });
+async function fromReferences(
+  url: string,
+  references: References,
+  options: OpenStoreOptions,
+  baseUrl?: string,
+  lookup?: ParquetReferences,
+): Promise<OpenedSource> {
+  const store = new ReferenceStore(references, { resolver: storeResolver(options, baseUrl), lookup });
   const names = Object.keys(references.refs)
     .filter((k) => k === ".zarray" || k.endsWith("/.zarray"))
     .map((k) => k.slice(0, -".zarray".length).replace(/\/$/, ""))
@@ -118,5 +125,13 @@ export async function openSource(url: string, options: OpenStoreOptions = {}): P
     const { references } = await buildFromReader(file, filtersToCodecs, { url });
     return fromReferences(url, references, options);
   }
-  return fromZarr(url, openStore(url, options));
+  const root = openStore(url, options);
+  const zmetadata = await root.get(".zmetadata");
+  // kerchunk's parquet layout also has a .zmetadata; zarr's consolidated metadata has no record_size.
+  if (zmetadata && /"record_size"/.test(new TextDecoder().decode(zmetadata))) {
+    const parquet = await readParquetReferences("", { store: root });
+    const references: References = { version: 1, refs: Object.fromEntries(parquet.metadata) };
+    return fromReferences(url, references, options, `${url.replace(/\/+$/, "")}/.zmetadata`, parquet);
+  }
+  return fromZarr(url, root);
 }
