@@ -72,8 +72,8 @@ async function child(input: string, output: string): Promise<CaseReport> {
   await writeFile(output, json + "\n");
   const t3 = performance.now();
   const used = process.cpuUsage(cpu);
-  await opened.close();
   const data = (await file.get("/data")) as Dataset;
+  await opened.close();
   const layout = data.layout;
   const source = file.context.source;
   return {
