@@ -207,9 +207,3 @@ export function chunkKey(meta: Pick<DatasetMetadata, "format" | "shape">, coords
   if (meta.format === 2) return coords.length === 0 ? "0" : coords.join(".");
   return ["c", ...coords].join("/");
 }
-
-/** Metadata keys a dataset at `path` writes, in write order. */
-export function metadataKeys(format: 2 | 3, path: string): string[] {
-  const prefix = path ? `${path}/` : "";
-  return format === 3 ? [`${prefix}zarr.json`] : [`${prefix}.zarray`, `${prefix}.zattrs`];
-}
