@@ -4,10 +4,11 @@
  * level of the tree is read in one batch of exact node-sized ranges, without read-ahead, and in one
  * multi-range call when the source offers `readRanges`.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Hdf5FormatError } from "../src/errors.js";
 import { openHdf5 } from "../src/hdf5/file.js";
 import type { ByteSource } from "../src/hdf5/io.js";
 import type { Dataset } from "../src/hdf5/model.js";
@@ -108,6 +109,24 @@ describe("reference generation: requests for a scattered v1 B-tree", () => {
     expect(counts.rangesInMulti).toBeGreaterThanOrEqual(leaves / 2);
     expect(counts.reads + counts.multiReads).toBeLessThanOrEqual(4);
     expect(file.context.source.requests).toBe(counts.reads + counts.multiReads);
+  });
+
+  it("a file cut inside the leaf level fails with Hdf5FormatError at a B-tree node, with or without readRanges", async () => {
+    const cut = join(dir, "cut.h5");
+    await writeFile(cut, (await readFile(path)).subarray(0, Math.floor(fileSize * 0.6)));
+    for (const multiRange of [false, true]) {
+      const { source } = countingSource(cut, multiRange);
+      // A source that cannot tell its size (else the superblock check catches the cut first).
+      source.size = async () => undefined;
+      const file = await openHdf5(source);
+      const d = (await file.get("/data")) as Dataset;
+      const error = await file.chunks(d).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(Hdf5FormatError);
+      expect(String(error)).toMatch(/v1 B-tree node/);
+    }
   });
 
   it("a failing read is an error, not a shorter index", async () => {

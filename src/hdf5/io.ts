@@ -174,7 +174,9 @@ export class CachedSource {
     const cached: Promise<void>[] = [];
     const wanted: number[] = [];
     clipped.forEach((r, i) => {
-      if (r.length > 0 && this.covered(r.offset, r.length)) cached.push(this.read(r.offset, r.length).then((b) => void (out[i] = b)));
+      // Nothing to fetch past the end of the object: the caller's exact read reports the truncation.
+      if (r.length === 0) out[i] = new Uint8Array(0);
+      else if (this.covered(r.offset, r.length)) cached.push(this.read(r.offset, r.length).then((b) => void (out[i] = b)));
       else wanted.push(i);
     });
     const counted = {
