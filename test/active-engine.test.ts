@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
 import { reduceArray, workerCount, type ChunkSource } from "../src/active/engine.js";
+import { reduceChunk, type MissingRules } from "../src/active/kernel.js";
 import { mergePartials, emptyPartials } from "../src/active/partials.js";
 import { planChunks } from "../src/active/plan.js";
 import { finalize } from "../src/active/result.js";
@@ -151,6 +152,51 @@ describe("reduceArray resources", () => {
     const many = await reduceArray(arr as unknown as ChunkSource, sel, { axis: [0], concurrency: 9 });
     expect(many.chunks).toBe(one.chunks);
     expect(many.partials).toEqual(one.partials);
+  });
+});
+
+describe("reduceChunk fold loops", () => {
+  it("count, sum, min, max and NaN agree with a plain loop for fill-only, range and multi-mask rules", () => {
+    const n = 4 * 5 * 6;
+    const data = new Float64Array(n).map((_, i) => (i % 17 === 3 ? -999 : i % 23 === 5 ? NaN : i % 11 === 7 ? 1e20 : ((i * 37) % 101) - 50));
+    const pieces = [4, 5, 6].map((count) => ({ chunk: 0, localStart: 0, step: 1, count, outStart: 0 }));
+    const ruleSets: MissingRules[] = [
+      { fillValue: -999 }, // fill-only loop
+      { fillValue: -999, skipNaN: true },
+      {}, // nothing masked
+      { fillValue: -999, validMax: 1e19 }, // general loop
+      { fillValue: -999, missingValues: [1e20, 0], skipNaN: true },
+    ];
+    for (const rules of ruleSets) {
+      const masks = [rules.fillValue, ...(rules.missingValues ?? [])].filter((v) => v !== undefined) as number[];
+      let count = 0;
+      let sum = 0;
+      let min = Infinity;
+      let max = -Infinity;
+      let nan = 0;
+      for (const v of data) {
+        if (Number.isNaN(v)) {
+          if (!rules.skipNaN) {
+            count++;
+            nan = 1;
+          }
+          continue;
+        }
+        if (masks.includes(v) || (rules.validMax !== undefined && v > Number(rules.validMax))) continue;
+        count++;
+        sum += v;
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      // Whole chunk (one fused run) and a strided, reversed selection of it (many short runs).
+      const p = reduceChunk({ data, chunkShape: [4, 5, 6], pieces, collapsed: [true, true, true] }, { missing: rules });
+      expect([p.count[0], p.nan[0], (p.min as Float64Array)[0], (p.max as Float64Array)[0]]).toEqual([count, nan, min, max]);
+      if (nan) expect((p.sum as Float64Array)[0]).toBeNaN();
+      else expect((p.sum as Float64Array)[0]).toBe(sum);
+      const reversed = pieces.map((q) => ({ ...q, localStart: q.count - 1, step: -1 }));
+      const r = reduceChunk({ data, chunkShape: [4, 5, 6], pieces: reversed, collapsed: [true, true, true] }, { missing: rules });
+      expect([r.count[0], r.nan[0], (r.min as Float64Array)[0], (r.max as Float64Array)[0]]).toEqual([count, nan, min, max]);
+    }
   });
 });
 
