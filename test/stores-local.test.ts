@@ -308,3 +308,31 @@ describe("LocalStore rooted at the filesystem root", () => {
     }
   });
 });
+
+describe("LocalStore with cached file handles", () => {
+  const openFds = async () => (await readdir("/proc/self/fd")).length;
+
+  test("reuses handles, bounds them, and sees writes and deletes made through the store", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "activestore-handles-"));
+    const store = new LocalStore(dir, { cacheHandles: 2 });
+    try {
+      for (const k of ["a", "b", "c"]) await store.set(k, new TextEncoder().encode(`${k}-1`));
+      const before = await openFds();
+      for (let round = 0; round < 5; round++) {
+        for (const k of ["a", "b", "c"]) {
+          expect(new TextDecoder().decode(await store.getRange(k, { offset: 0, length: 3 }))).toBe(`${k}-1`);
+        }
+      }
+      expect(await openFds()).toBeLessThanOrEqual(before + 2);
+      await store.set("a", new TextEncoder().encode("a-2"));
+      expect(new TextDecoder().decode(await store.get("a"))).toBe("a-2");
+      await store.delete("b");
+      expect(await store.get("b")).toBeUndefined();
+      await store.close();
+      expect(await openFds()).toBeLessThanOrEqual(before);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

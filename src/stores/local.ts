@@ -19,6 +19,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConflictError, InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
+import { HandleCache, type OpenFile } from "./handle-cache.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import type { ObjectInfo } from "./types.js";
 
@@ -55,6 +56,12 @@ function suffixFor(encoding: string | undefined): string {
 export interface LocalStoreOptions extends StoreOptions {
   /** fsync each file before it is renamed into place (durability across power loss). Default false. */
   fsync?: boolean;
+  /**
+   * Keep up to this many files open between reads (default 0: open per read). For files that only
+   * this store changes while it is open, e.g. HDF5 files read chunk by chunk through references:
+   * a file replaced by another process keeps being read from its old handle until evicted.
+   */
+  cacheHandles?: number;
 }
 
 export class LocalBackend implements Backend {
@@ -62,12 +69,20 @@ export class LocalBackend implements Backend {
   readonly defaultConcurrency = 16;
   readonly root: string;
 
+  private readonly handles: HandleCache | undefined;
+
   constructor(
     root: string,
     private readonly fsync = false,
+    cacheHandles = 0,
   ) {
     this.root = resolve(root);
     this.url = pathToFileURL(this.root).href;
+    this.handles = cacheHandles > 0 ? new HandleCache(cacheHandles) : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.handles?.closeAll();
   }
 
   validateKey(key: string): void {
@@ -118,13 +133,36 @@ export class LocalBackend implements Backend {
 
   async read(key: string, range: ByteRange | undefined): Promise<StoredObject | undefined> {
     const operation = range ? "getRange" : "get";
-    const found = await this.openObject(key, operation);
-    if (!found) return undefined;
-    const { handle, encoding } = found;
+    const openFile = async (): Promise<OpenFile | undefined> => {
+      const found = await this.openObject(key, operation);
+      if (!found) return undefined;
+      try {
+        const info = await found.handle.stat();
+        if (info.isDirectory()) throw this.fail(undefined, key, operation, "is a directory, not an object");
+        return { handle: found.handle, encoding: found.encoding, size: info.size };
+      } catch (error) {
+        await found.handle.close();
+        throw this.fail(error, key, operation);
+      }
+    };
+    if (this.handles) return this.handles.with(key, openFile, (file) => this.readOpen(file, key, range, operation));
+    const file = await openFile();
     try {
-      const info = await handle.stat();
-      if (info.isDirectory()) throw this.fail(undefined, key, operation, "is a directory, not an object");
-      const size = info.size;
+      return await this.readOpen(file, key, range, operation);
+    } finally {
+      await file?.handle.close();
+    }
+  }
+
+  private async readOpen(
+    file: OpenFile | undefined,
+    key: string,
+    range: ByteRange | undefined,
+    operation: string,
+  ): Promise<StoredObject | undefined> {
+    if (!file) return undefined;
+    try {
+      const { size, handle } = file;
       let start = 0;
       let end = size;
       if (range && "suffixLength" in range) start = Math.max(0, size - range.suffixLength);
@@ -140,11 +178,9 @@ export class LocalBackend implements Backend {
         if (bytesRead === 0) break; // file shrank under us (not via this store: writes replace the inode)
         filled += bytesRead;
       }
-      return { data: filled === data.length ? data : data.subarray(0, filled), contentEncoding: encoding };
+      return { data: filled === data.length ? data : data.subarray(0, filled), contentEncoding: file.encoding };
     } catch (error) {
       throw this.fail(error, key, operation);
-    } finally {
-      await handle.close();
     }
   }
 
@@ -180,6 +216,7 @@ export class LocalBackend implements Backend {
       throw this.fail(error, key, "set");
     }
     await this.removeOthers(key, suffix);
+    await this.handles?.invalidate(key);
   }
 
   private conflict(key: string): ConflictError {
@@ -201,6 +238,7 @@ export class LocalBackend implements Backend {
 
   async remove(key: string): Promise<void> {
     await this.removeOthers(key, "\0"); // keep nothing
+    await this.handles?.invalidate(key);
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
@@ -276,6 +314,6 @@ export class LocalBackend implements Backend {
 /** A store rooted at a local directory (created on first write). */
 export class LocalStore extends ObjectStore {
   constructor(root: string, options: LocalStoreOptions = {}) {
-    super(new LocalBackend(root, options.fsync), options);
+    super(new LocalBackend(root, options.fsync, options.cacheHandles), options);
   }
 }
