@@ -110,7 +110,9 @@ async function openWithCachedHandles(path: string) {
   const file = await openHdf5(byteSourceFromStore(openStore(storeUrl), key, path));
   const { references } = await buildFromReader(file, filtersToCodecs, { url: path });
   const counter = { bytesRead: 0 };
-  const refs = new ReferenceStore(references, { resolver: cachedHandleResolver() });
+  const resolver = cachedHandleResolver();
+  process.once("beforeExit", () => void resolver.close());
+  const refs = new ReferenceStore(references, { resolver });
   const counted = {
     async get(k: `/${string}`) {
       const bytes = await refs.get(k);
