@@ -297,29 +297,29 @@ function foldGeneral(
   rest: number[] | null,
   out: Float64Array,
 ): void {
-  let c = 0;
   let s = 0;
   let lowest = Infinity;
   let highest = -Infinity;
-  let sawNaN = 0;
+  let rare = 0;
+  let nans = 0;
   for (let j = 0; j < n; j++, off += stride) {
     const v = data[off];
-    // NaN fails the range test, so valid values take one branch and NaNs the rare one.
+    // NaN fails the range test, so valid values take one branch and NaNs the rare one; the count
+    // is n minus the rare values, as in foldFillOnly.
     if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
-      c++;
       s += v;
       if (v < lowest) lowest = v;
       if (v > highest) highest = v;
-    } else if (v !== v && !skipNaN) {
-      sawNaN = 1;
-      c++;
+    } else {
+      rare++;
+      if (v !== v) nans++;
     }
   }
-  out[0] = c;
+  out[0] = n - rare + (skipNaN ? 0 : nans);
   out[1] = s;
   out[2] = lowest;
   out[3] = highest;
-  out[4] = sawNaN;
+  out[4] = !skipNaN && nans > 0 ? 1 : 0;
 }
 
 function reduceBigint(data: BigInt64Array | BigUint64Array, runs: Runs, p: Partials, rules: MissingRules): void {
