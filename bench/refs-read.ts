@@ -160,7 +160,9 @@ async function main(): Promise<void> {
       const r = await run();
       rows.push({ file, label, run: r, error: r.report.error });
     } catch (error) {
-      rows.push({ file, label, error: (error as Error).message.slice(-200) });
+      // The child's stderr ends in a stack; the line naming the error says more than its tail.
+      const message = (error as Error).message;
+      rows.push({ file, label, error: (message.split("\n").find((l) => /Error\b/.test(l)) ?? message).trim().slice(0, 200) });
     }
     const last = rows.at(-1)!;
     process.stderr.write(`${file} ${label}: ${last.run ? `${(last.run.report.seconds ?? NaN).toFixed(2)} s, ${last.run.peakRssMiB.toFixed(0)} MiB` : ""} ${last.error ?? ""}\n`);
