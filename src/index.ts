@@ -51,6 +51,9 @@ export {
 } from "./refs/reference-store.js";
 export type { BuildWarning, Reference, References } from "./refs/types.js";
 export { readVariable } from "./refs/dump.js";
+export { openReferences, type OpenReferencesOptions } from "./refs/open.js";
+export { resolveUrl, type StoreResolver } from "./refs/resolve.js";
+export { expandGen } from "./refs/gen.js";
 export {
   combineReferences,
   combineReferencesWithNotes,

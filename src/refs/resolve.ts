@@ -61,6 +61,9 @@ export interface StoreResolver extends Resolver {
  */
 export function storeResolver(options: OpenStoreOptions = {}, base?: string): StoreResolver {
   const stores = new Map<string, Store>();
+  // Reference targets are read many ranges at a time and do not change under us: keep local files
+  // open between chunk reads (open + fstat + close per chunk was the largest per-chunk cost).
+  options = { ...options, file: { cacheHandles: 64, ...options.file } };
   const resolver = (url: string) => {
     const { storeUrl, key } = storeAndKey(resolveUrl(url, base));
     let store = stores.get(storeUrl);
