@@ -32,12 +32,35 @@ export interface RangeReadable {
     opts?: { signal?: AbortSignal },
   ): Promise<Uint8Array | undefined>;
   head?(key: string): Promise<{ size: number } | undefined>;
+  /** True when `getRanges` sends many spans in one request (HTTP multi-range). */
+  readonly multiRange?: boolean;
+  getRanges?(
+    key: string,
+    ranges: readonly { offset: number; length: number }[],
+    opts?: { signal?: AbortSignal; coalesceGap?: number },
+  ): Promise<Uint8Array[] | undefined>;
 }
 
-/** Adapts one key of a store to a `ByteSource`. A missing key is an error here: a file must exist. */
+/**
+ * Adapts one key of a store to a `ByteSource`. A missing key is an error here: a file must exist.
+ * `readRanges` only when the store does multi-range requests: elsewhere one call per span is what
+ * the reader's own span scheduling already does, with its own concurrency.
+ */
 export function byteSourceFromStore(store: RangeReadable, key: string, name = key): ByteSource {
+  const readRanges =
+    store.multiRange === true && store.getRanges
+      ? async (ranges: readonly { offset: number; length: number }[], signal?: AbortSignal) => {
+          // The spans are already coalesced by the reader: gap 0 merges only overlaps and neighbours.
+          const parts = await store.getRanges!(key, ranges, { signal, coalesceGap: 0 });
+          if (parts === undefined) {
+            throw new Hdf5FormatError("object not found", ranges[0]?.offset ?? 0, "file", { source: name });
+          }
+          return parts;
+        }
+      : undefined;
   return {
     name,
+    ...(readRanges ? { readRanges } : {}),
     async read(offset, length, signal) {
       const bytes = await store.getRange(key, { offset, length }, { signal });
       if (bytes === undefined) {

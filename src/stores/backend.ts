@@ -18,6 +18,11 @@ export interface StoredObject {
   contentEncoding?: string;
 }
 
+export interface StoredRanges {
+  parts: Uint8Array[];
+  contentEncoding?: string;
+}
+
 export interface BackendWriteOptions {
   contentEncoding?: string;
   contentType?: string;
@@ -35,6 +40,14 @@ export interface Backend {
 
   /** `undefined` only when the object truly does not exist (404 / ENOENT). */
   read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined>;
+  /**
+   * Several ranges of one object in one request (HTTP multi-range), when the service has it. Parts
+   * follow the order of `ranges`, short only at the end of the object; `undefined` when the object
+   * does not exist.
+   */
+  readRanges?(key: string, ranges: readonly { offset: number; length: number }[], signal?: AbortSignal): Promise<StoredRanges | undefined>;
+  /** Ranges per `readRanges` call the service takes (the Range header stays a few KiB). */
+  readonly maxRangesPerRequest?: number;
   write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void>;
   /** Removing a missing object is not an error. */
   remove(key: string, signal?: AbortSignal): Promise<void>;

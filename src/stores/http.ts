@@ -8,8 +8,9 @@
  */
 import { Pool, type Dispatcher } from "undici";
 import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
-import type { Backend, BackendWriteOptions, ByteRange, StoredObject } from "./backend.js";
+import type { Backend, BackendWriteOptions, ByteRange, StoredObject, StoredRanges } from "./backend.js";
 import { checkLength, networkError, statusError } from "./http-errors.js";
+import { byterangesBoundary, matchParts, maxMultipartBytes, parseByteranges, type RequestedRange } from "./multipart.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { parseContentRange, rangeHeader } from "./range.js";
 import type { ObjectInfo } from "./types.js";
@@ -31,12 +32,20 @@ export interface HttpStoreOptions extends StoreOptions {
    * writes are refused (UnsupportedFeatureError), since they would read back as opaque bytes.
    */
   keepsContentEncoding?: boolean;
+  /**
+   * Read several ranges of an object in one GET (`Range: bytes=a-b,c-d`, answered as
+   * multipart/byteranges). Default true; servers that ignore it answer 200 and are sliced.
+   */
+  multiRange?: boolean;
+  /** Ranges per multi-range GET (default 128). */
+  maxRangesPerRequest?: number;
 }
 
 type Where = { store: string; key: string; operation: string };
 
 const DEFAULT_CONCURRENCY = 32;
 const ERROR_EXCERPT = 300;
+const DEFAULT_RANGES_PER_REQUEST = 128;
 
 function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
   const value = headers[name];
@@ -126,6 +135,8 @@ function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: number)
 export class HttpBackend implements Backend {
   readonly url: string;
   readonly defaultConcurrency = DEFAULT_CONCURRENCY;
+  readonly maxRangesPerRequest: number;
+  readonly readRanges?: Backend["readRanges"];
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly headers: Record<string, string>;
@@ -156,6 +167,8 @@ export class HttpBackend implements Backend {
     // Never more sockets than requests we allow in flight: a server sees at most `concurrency`.
     const connections = Math.max(1, Math.min(options.connections ?? concurrency, concurrency));
     this.pool = new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.maxRangesPerRequest = Math.max(1, options.maxRangesPerRequest ?? DEFAULT_RANGES_PER_REQUEST);
+    if (options.multiRange !== false) this.readRanges = (key, ranges, signal) => this.readMulti(key, ranges, signal);
   }
 
   private path(key: string): string {
@@ -300,6 +313,95 @@ export class HttpBackend implements Backend {
       }
     }
     return data;
+  }
+
+  /**
+   * One GET for several ranges. The answer may be multipart/byteranges, a single 206 part (a
+   * server may merge ranges), 416 (all past the end) or 200 (Range ignored); each is checked
+   * against the ranges asked for, and no answer is read past what those ranges can weigh.
+   */
+  private async readMulti(key: string, ranges: readonly RequestedRange[], signal?: AbortSignal): Promise<StoredRanges | undefined> {
+    const where = { store: this.url, key, operation: "getRanges" };
+    const wanted = ranges.filter((r) => r.length > 0);
+    if (wanted.length === 0) {
+      return (await this.stat(key, signal)) ? { parts: ranges.map(() => new Uint8Array(0)) } : undefined;
+    }
+    const spec = wanted.map((r) => `${r.offset}-${r.offset + r.length - 1}`).join(",");
+    const { statusCode, headers, body } = await this.request(where, { method: "GET", headers: { range: `bytes=${spec}` }, signal });
+    try {
+      if (statusCode === 404) {
+        await body.dump();
+        return undefined;
+      }
+      if (statusCode === 416) {
+        await body.dump();
+        return { parts: ranges.map(() => new Uint8Array(0)) };
+      }
+      if (statusCode !== 200 && statusCode !== 206) throw statusError(statusCode, where, await excerpt(body));
+      const encoding = header(headers, "content-encoding");
+      const contentEncoding = encoding && encoding !== "identity" ? encoding : undefined;
+      const parts =
+        statusCode === 200
+          ? await this.sliceWhole(where, ranges, headers, body)
+          : await this.readParts(where, ranges, headers, body);
+      return { parts, contentEncoding };
+    } catch (error) {
+      discard(body);
+      if (error instanceof BodyFailed && !signal?.aborted && error.received < Number(header(headers, "content-length"))) {
+        throw new IntegrityError(`short body: connection ended after ${error.received} bytes`, { ...where, cause: error.cause });
+      }
+      throw networkError(error instanceof BodyFailed ? error.cause : error, where, signal);
+    }
+  }
+
+  /** A 206 to a multi-range request: multipart/byteranges, or one part covering every range. */
+  private async readParts(
+    where: Where,
+    ranges: readonly RequestedRange[],
+    headers: Dispatcher.ResponseData["headers"],
+    body: Dispatcher.ResponseData["body"],
+  ): Promise<Uint8Array[]> {
+    const contentType = header(headers, "content-type");
+    const boundary = byterangesBoundary(contentType);
+    if (boundary === undefined) {
+      const contentRange = header(headers, "content-range");
+      const served = parseContentRange(contentRange);
+      if (!served || served.end < served.start) {
+        throw new StoreError(`206 response with neither multipart/byteranges nor a usable Content-Range ("${contentRange ?? ""}")`, where);
+      }
+      const expected = served.end - served.start + 1;
+      const limit = ranges.reduce((n, r) => Math.max(n, r.offset + r.length), 0) - served.start;
+      if (expected > limit) throw new IntegrityError(`server answered ${contentRange}, more than the ranges asked for`, where);
+      const data = await collect(body, 0, expected + 1);
+      checkLength(data, header(headers, "content-length"), where);
+      if (data.length !== expected) {
+        throw new IntegrityError(`body has ${data.length} bytes, Content-Range ${contentRange} says ${expected}`, where);
+      }
+      return matchParts([{ start: served.start, data, total: served.total }], ranges, where);
+    }
+    const limit = maxMultipartBytes(ranges, boundary);
+    const data = await collect(body, 0, limit + 1);
+    if (data.length > limit) {
+      throw new IntegrityError(`multipart/byteranges body longer than ${limit} bytes, the most the ranges asked for can take`, where);
+    }
+    checkLength(data, header(headers, "content-length"), where);
+    return matchParts(parseByteranges(data, boundary, where), ranges, where);
+  }
+
+  /** A 200: the server ignored Range. Only the object up to the last range's end is read. */
+  private async sliceWhole(
+    where: Where,
+    ranges: readonly RequestedRange[],
+    headers: Dispatcher.ResponseData["headers"],
+    body: Dispatcher.ResponseData["body"],
+  ): Promise<Uint8Array[]> {
+    const end = ranges.reduce((n, r) => Math.max(n, r.offset + r.length), 0);
+    const data = await collect(body, 0, end);
+    const size = Number(header(headers, "content-length"));
+    if (Number.isSafeInteger(size) ? data.length !== Math.min(end, size) : data.length > end) {
+      throw new IntegrityError(`body ended after ${data.length} of ${Math.min(end, size)} bytes`, where);
+    }
+    return ranges.map((r) => data.subarray(Math.min(r.offset, data.length), Math.min(r.offset + r.length, data.length)));
   }
 
   async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {

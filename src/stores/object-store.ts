@@ -9,6 +9,7 @@ import type { Backend, ByteRange, StoredObject } from "./backend.js";
 import { runBatch } from "./batch.js";
 import {
   coalesceRanges,
+  type CoalescedRequest,
   DEFAULT_COALESCE_GAP,
   DEFAULT_MAX_REQUEST,
   splitCoalesced,
@@ -58,6 +59,20 @@ function toByteRange(range: RangeQuery): ByteRange {
   if ("suffixLength" in range) return { suffixLength: range.suffixLength };
   return { offset: range.offset, length: range.length };
 }
+
+export interface GetRangesOptions extends BatchOptions, ReadOptions {
+  /** Ranges at most this far apart share a span (default 1 MiB). */
+  coalesceGap?: number;
+  /** No span grows past this by coalescing (default 64 MiB). */
+  maxRequestSize?: number;
+  /** Spans in one multi-range request, when the backend has them (default: the backend's, 128). */
+  maxRangesPerRequest?: number;
+  /** `false`: one request per span even when the backend takes multi-range requests. */
+  multiRange?: boolean;
+}
+
+/** Range header bytes per request: well under the 8 KiB header buffers of common servers. */
+const MAX_RANGE_HEADER = 6 * 1024;
 
 export class ObjectStore implements Store {
   readonly url: string;
@@ -142,7 +157,7 @@ export class ObjectStore implements Store {
   async getRanges(
     key: string,
     ranges: readonly { offset: number; length: number }[],
-    opts: BatchOptions & ReadOptions & { coalesceGap?: number; maxRequestSize?: number } = {},
+    opts: GetRangesOptions = {},
   ): Promise<Uint8Array[] | undefined> {
     const requests = coalesceRanges(
       ranges,
@@ -151,6 +166,9 @@ export class ObjectStore implements Store {
     );
     const out = new Array<Uint8Array>(ranges.length);
     let missing = false;
+    if (this.backend.readRanges && requests.length > 1 && opts.multiRange !== false) {
+      return this.getRangesMulti(key, ranges, requests, opts);
+    }
     const batch = runBatch(
       requests.map((request, i) => ({ request, i })),
       ({ i }) => String(i),
@@ -161,6 +179,75 @@ export class ObjectStore implements Store {
         return { value: undefined, bytes: bytes?.length ?? 0 };
       },
       { ...opts, concurrency: opts.concurrency ?? this.concurrency },
+    );
+    for await (const _ of batch) {
+      if (missing) return undefined;
+    }
+    return missing ? undefined : out;
+  }
+
+  /** Whether `getRanges` sends several spans in one request (HTTP multi-range). */
+  get multiRange(): boolean {
+    return this.backend.readRanges !== undefined;
+  }
+
+  /**
+   * The coalesced spans in groups, one multi-range request per group (at most
+   * `maxRangesPerRequest` spans and a Range header under MAX_RANGE_HEADER), each under the retry
+   * policy like any read.
+   */
+  private async getRangesMulti(
+    key: string,
+    ranges: readonly { offset: number; length: number }[],
+    requests: CoalescedRequest[],
+    opts: GetRangesOptions,
+  ): Promise<Uint8Array[] | undefined> {
+    const k = this.key(key);
+    for (const r of ranges) {
+      if (!isValidRange(r) || r.length === undefined) {
+        throw new StoreError(`invalid byte range ${JSON.stringify(r)}`, { store: this.url, key: k, operation: "getRanges" });
+      }
+    }
+    const per = Math.max(1, opts.maxRangesPerRequest ?? this.backend.maxRangesPerRequest ?? 128);
+    const groups: CoalescedRequest[][] = [];
+    let group: CoalescedRequest[] = [];
+    let headerLength = 0;
+    for (const request of requests) {
+      const length = String(request.offset).length + String(request.offset + request.length).length + 2;
+      if (group.length > 0 && (group.length >= per || headerLength + length > MAX_RANGE_HEADER)) {
+        groups.push(group);
+        group = [];
+        headerLength = 0;
+      }
+      group.push(request);
+      headerLength += length;
+    }
+    groups.push(group);
+    const out = new Array<Uint8Array>(ranges.length);
+    let missing = false;
+    const batch = runBatch(
+      groups.map((g, i) => ({ g, i })),
+      ({ i }) => String(i),
+      async ({ g }, signal) => {
+        const parts = await this.attempt("getRanges", k, signal, async (s) => {
+          const stored = await this.backend.readRanges!(k, g, s);
+          if (stored === undefined) return undefined;
+          if (!opts.raw && !isIdentityEncoding(stored.contentEncoding?.toLowerCase())) {
+            throw new StoreError(
+              `object is stored with Content-Encoding ${stored.contentEncoding}; a byte range of it is not a ` +
+                "range of the data. Read it whole, or pass {raw: true} for the stored bytes",
+              { store: this.url, key: k, operation: "getRanges" },
+            );
+          }
+          for (const p of stored.parts) this.stats.bytesRead += p.length;
+          return stored.parts;
+        });
+        let bytes = 0;
+        if (parts === undefined) missing = true;
+        else g.forEach((request, j) => (splitCoalesced(request, parts[j], ranges, out), (bytes += parts[j].length)));
+        return { value: undefined, bytes };
+      },
+      { ...opts, signal: opts.signal, concurrency: opts.concurrency ?? this.concurrency },
     );
     for await (const _ of batch) {
       if (missing) return undefined;

@@ -158,6 +158,8 @@ export async function startNginx(root: string, options: ServeOptions = {}): Prom
 export interface StaticServerOptions extends ServeOptions {
   /** Misbehave like a server without range support: answer 200 with the whole file. */
   ignoreRange?: boolean;
+  /** Answer a multi-range request with one 206 part from the first range's start to the last's end. */
+  mergeRanges?: boolean;
 }
 
 /** Sidecar encodings served for `key` when only `key.<suffix>` exists (the LocalStore layout). */
@@ -180,6 +182,35 @@ function parseRange(header: string, size: number): { start: number; end: number 
   const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
   if (end < start) return undefined;
   return { start, end };
+}
+
+/** `bytes=a-b,c-d,...` with two or more ranges, clipped to the file; undefined for anything else. */
+function parseMultiRange(header: string, size: number): { start: number; end: number }[] | "unsatisfiable" | undefined {
+  const m = /^bytes=(.*)$/.exec(header.trim());
+  const specs = m?.[1].split(",").map((s) => s.trim());
+  if (!specs || specs.length < 2) return undefined;
+  const out: { start: number; end: number }[] = [];
+  for (const spec of specs) {
+    const r = parseRange(`bytes=${spec}`, size);
+    if (r === undefined) return undefined;
+    if (r !== "unsatisfiable") out.push(r); // like nginx: unsatisfiable ranges are left out
+  }
+  return out.length === 0 ? "unsatisfiable" : out;
+}
+
+/** A multipart/byteranges answer (RFC 9110 §14.6), parts in the order asked. */
+async function sendMultipart(req: IncomingMessage, res: ServerResponse, file: string, size: number, ranges: { start: number; end: number }[], headers: Record<string, string | number>) {
+  const boundary = `activestore${Math.random().toString(16).slice(2)}`;
+  const data = req.method === "HEAD" ? undefined : await readFile(file);
+  const pieces: Buffer[] = [];
+  for (const { start, end } of ranges) {
+    pieces.push(Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${start}-${end}/${size}\r\n\r\n`));
+    pieces.push(data ? data.subarray(start, end + 1) : Buffer.alloc(end - start + 1));
+  }
+  pieces.push(Buffer.from(`\r\n--${boundary}--\r\n`));
+  const body = Buffer.concat(pieces);
+  res.writeHead(206, { ...headers, "Content-Type": `multipart/byteranges; boundary=${boundary}`, "Content-Length": body.length });
+  res.end(req.method === "HEAD" ? undefined : body);
 }
 
 function authorized(req: IncomingMessage, auth: ServeOptions["auth"]): boolean {
@@ -234,7 +265,19 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
     "Last-Modified": info.mtime.toUTCString(),
   };
   if (encoding) headers["Content-Encoding"] = encoding;
-  const range = req.headers.range && !options.ignoreRange ? parseRange(req.headers.range, size) : undefined;
+  const multi = req.headers.range && !options.ignoreRange ? parseMultiRange(req.headers.range, size) : undefined;
+  if (Array.isArray(multi) && multi.length > 1 && !options.mergeRanges) {
+    await sendMultipart(req, res, target, size, multi, headers);
+    return;
+  }
+  const range =
+    multi === "unsatisfiable"
+      ? multi
+      : Array.isArray(multi)
+        ? { start: Math.min(...multi.map((r) => r.start)), end: Math.max(...multi.map((r) => r.end)) }
+        : req.headers.range && !options.ignoreRange
+          ? parseRange(req.headers.range, size)
+          : undefined;
   if (range === "unsatisfiable") {
     res.writeHead(416, { "Content-Range": `bytes */${size}`, "Content-Length": 0 }).end();
     return;
@@ -265,7 +308,7 @@ async function writeMethod(req: IncomingMessage, res: ServerResponse, file: stri
   res.writeHead(existed ? 204 : 201, { "Content-Length": 0 }).end();
 }
 
-/** A Node HTTP server for `root` with single-range support. */
+/** A Node HTTP server for `root` with single- and multi-range support. */
 export async function startStaticServer(root: string, options: StaticServerOptions = {}): Promise<TestServer> {
   const base = resolve(root);
   const server: Server = createServer((req, res) => {
