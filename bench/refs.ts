@@ -19,14 +19,15 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { request } from "undici";
 import { openHdf5 } from "../src/hdf5/file.js";
-import type { ByteSource } from "../src/hdf5/io.js";
+import { byteSourceFromStore, type ByteSource } from "../src/hdf5/io.js";
 import type { Dataset } from "../src/hdf5/model.js";
 import { buildFromReader } from "../src/refs/build.js";
 import { filtersToCodecs } from "../src/refs/filters.js";
 import { toJson } from "../src/refs/json.js";
 import { openByteSource } from "../src/refs/source.js";
+import { HttpStore } from "../src/stores/http.js";
+import { splitUrl } from "../src/stores/open.js";
 import { medianBy, runChild, type ChildRun } from "./lib/child.js";
 import { startBenchNginx } from "./lib/nginx.js";
 
@@ -38,7 +39,7 @@ const { values: flags } = parseArgs({
     "cpu-prof": { type: "string" },
     // child mode
     case: { type: "string" },
-    "multi-range": { type: "boolean", default: false },
+    "single-range": { type: "boolean", default: false },
     input: { type: "string" },
     output: { type: "string" },
   },
@@ -63,7 +64,7 @@ interface CaseReport {
 async function child(input: string, output: string): Promise<CaseReport> {
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  const opened = flags["multi-range"] ? { source: multiRangeSource(input), close: async () => {} } : openByteSource(input);
+  const opened = flags["single-range"] ? singleRangeSource(input) : openByteSource(input);
   const file = await openHdf5(opened.source);
   const { references } = await buildFromReader(file, filtersToCodecs, { url: input });
   const t1 = performance.now();
@@ -91,61 +92,11 @@ async function child(input: string, output: string): Promise<CaseReport> {
   };
 }
 
-/**
- * Prototype (bench only): an HTTP ByteSource with `readRanges`, one GET with a multi-range header
- * answered as multipart/byteranges (nginx does this). What HttpStore would need for the CLI to read
- * a scattered B-tree level in one round trip; no retries, no auth.
- */
-function multiRangeSource(url: string): ByteSource {
-  const get = async (header: string) => {
-    const res = await request(url, { headers: { range: header } });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode !== 206 && res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode}`);
-    return { status: res.statusCode, type: String(res.headers["content-type"] ?? ""), range: String(res.headers["content-range"] ?? ""), body };
-  };
-  const readRanges = async (ranges: readonly { offset: number; length: number }[]) => {
-    const r = await get(`bytes=${ranges.map((x) => `${x.offset}-${x.offset + x.length - 1}`).join(",")}`);
-    const parts = new Map<number, Uint8Array>();
-    if (r.status === 200) return ranges.map((x) => r.body.subarray(x.offset, x.offset + x.length));
-    const boundary = /boundary=("?)([^";]+)\1/.exec(r.type)?.[2];
-    if (!boundary) {
-      const start = Number(/bytes (\d+)-/.exec(r.range)?.[1]);
-      parts.set(start, r.body);
-    } else {
-      const mark = Buffer.from(`--${boundary}`);
-      let at = r.body.indexOf(mark);
-      while (at >= 0) {
-        const headEnd = r.body.indexOf("\r\n\r\n", at);
-        if (headEnd < 0) break;
-        const m = /content-range: bytes (\d+)-(\d+)/i.exec(r.body.subarray(at, headEnd).toString("latin1"));
-        if (!m) break;
-        const start = Number(m[1]);
-        const length = Number(m[2]) - start + 1;
-        parts.set(start, r.body.subarray(headEnd + 4, headEnd + 4 + length));
-        at = r.body.indexOf(mark, headEnd + 4 + length);
-      }
-    }
-    return ranges.map((x) => {
-      const p = parts.get(x.offset);
-      if (!p) throw new Error(`${url}: range ${x.offset} missing from the multipart answer`);
-      return p;
-    });
-  };
-  let size: Promise<number> | undefined;
-  return {
-    name: url,
-    async read(offset, length) {
-      return (await readRanges([{ offset, length }]))[0];
-    },
-    readRanges,
-    size() {
-      size ??= request(url, { method: "HEAD" }).then(async (res) => {
-        await res.body.dump();
-        return Number(res.headers["content-length"]);
-      });
-      return size;
-    },
-  };
+/** One request per span (`multiRange: false`), the HttpStore behaviour before multi-range reads. */
+function singleRangeSource(url: string): { source: ByteSource; close(): Promise<void> } {
+  const { storeUrl, key } = splitUrl(url);
+  const store = new HttpStore(storeUrl, { multiRange: false });
+  return { source: byteSourceFromStore(store, key, url), close: () => store.close() };
 }
 
 // ---- parent ----
@@ -190,8 +141,8 @@ async function main(): Promise<void> {
       await record(file, "cat file > /dev/null", () => runChild<null>("sh", ["-c", `cat '${path}' > /dev/null`]));
       await record(file, "ours, local file", () => ours(path));
       await record(file, "curl -s -o /dev/null (nginx)", () => runChild<null>("curl", ["-s", "-o", "/dev/null", url]));
-      await record(file, "ours, nginx", () => ours(url));
-      await record(file, "ours, nginx, multi-range source (bench prototype)", () => ours(url, ["--multi-range"]));
+      await record(file, "ours, nginx (multi-range requests)", () => ours(url));
+      await record(file, "ours, nginx, one request per span (multiRange: false)", () => ours(url, ["--single-range"]));
     }
   } finally {
     await server.stop();
