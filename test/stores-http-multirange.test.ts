@@ -19,7 +19,7 @@ import { buildFromReader, buildReferences } from "../src/refs/build.js";
 import { filtersToCodecs } from "../src/refs/filters.js";
 import { openByteSource } from "../src/refs/source.js";
 import { HttpStore } from "../src/stores/http.js";
-import { byterangesBoundary, parseByteranges } from "../src/stores/multipart.js";
+import { byterangesBoundary, groupForMultiRange, parseByteranges } from "../src/stores/multipart.js";
 import { NGINX, startNginx, startStaticServer, type TestServer } from "./servers/nginx.js";
 
 const retry = { baseDelayMs: 5, attempts: 3 };
@@ -334,5 +334,19 @@ describe("the HDF5 reader over HTTP reads a scattered B-tree level in one multi-
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("spans per multi-range request", () => {
+  test("groups stop at the span count and at the Range header length", () => {
+    const spans = Array.from({ length: 1000 }, (_, i) => ({ offset: 1e12 + i * 1000, length: 10 }));
+    const byCount = groupForMultiRange(spans, 128, 1e9);
+    expect(byCount.map((g) => g.length)).toEqual([...Array(7).fill(128), 1000 - 7 * 128]);
+    const byHeader = groupForMultiRange(spans, 1000, 6 * 1024);
+    for (const g of byHeader) {
+      expect(g.map((s) => `${s.offset}-${s.offset + s.length - 1}`).join(",").length).toBeLessThanOrEqual(6 * 1024);
+    }
+    expect(byHeader.flat()).toEqual(spans);
+    expect(byHeader.length).toBeGreaterThan(1);
   });
 });

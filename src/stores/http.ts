@@ -10,7 +10,8 @@ import { Pool, type Dispatcher } from "undici";
 import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, StoredObject, StoredRanges } from "./backend.js";
 import { checkLength, networkError, statusError } from "./http-errors.js";
-import { byterangesBoundary, matchParts, maxMultipartBytes, parseByteranges, type RequestedRange } from "./multipart.js";
+import { BodyFailed, collect, discard, excerpt, header, readMultiPartial, sliceWholeRanges, type Where } from "./http-body.js";
+import type { RequestedRange } from "./multipart.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { parseContentRange, rangeHeader } from "./range.js";
 import type { ObjectInfo } from "./types.js";
@@ -41,95 +42,12 @@ export interface HttpStoreOptions extends StoreOptions {
   maxRangesPerRequest?: number;
 }
 
-type Where = { store: string; key: string; operation: string };
-
 const DEFAULT_CONCURRENCY = 32;
-const ERROR_EXCERPT = 300;
 const DEFAULT_RANGES_PER_REQUEST = 128;
-
-function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Drops an unread body; the connection is closed rather than drained. */
-function discard(body: Dispatcher.ResponseData["body"]): void {
-  // destroy() without an error makes undici emit an AbortError; nobody else is listening.
-  body.on("error", () => undefined);
-  body.destroy();
-}
 
 /** Each key segment percent-encoded; `/` stays the separator. */
 function encodeKey(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
-}
-
-/** A short, printable excerpt of an error body, for the message. */
-async function excerpt(body: Dispatcher.ResponseData["body"]): Promise<string | undefined> {
-  try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= ERROR_EXCERPT) break;
-    }
-    const text = Buffer.concat(chunks).toString("utf8", 0, ERROR_EXCERPT).replace(/\s+/g, " ").trim();
-    return text || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The connection failed mid-body; `received` bytes had arrived. */
-class BodyFailed extends Error {
-  constructor(
-    readonly received: number,
-    override readonly cause: unknown,
-  ) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
-  }
-}
-
-/**
- * Reads a body keeping only bytes [start, end) of it, stopping as soon as `end` is reached, so a
- * range answered with the whole object never holds more than the range. `end` undefined: to EOF.
- */
-function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: number): Promise<Uint8Array> {
-  // 'data' events rather than for-await: the async iterator costs ~2× on large bodies.
-  return new Promise((resolve, reject) => {
-    const parts: Uint8Array[] = [];
-    let position = 0;
-    let kept = 0;
-    const finish = () => {
-      body.off("data", onData);
-      body.off("end", finish);
-      if (parts.length === 1) return resolve(parts[0]);
-      const out = new Uint8Array(kept);
-      let offset = 0;
-      for (const part of parts) {
-        out.set(part, offset);
-        offset += part.length;
-      }
-      resolve(out);
-    };
-    const onData = (chunk: Buffer) => {
-      const from = Math.max(start - position, 0);
-      const to = end === undefined ? chunk.length : Math.min(end - position, chunk.length);
-      if (to > from) {
-        parts.push(new Uint8Array(chunk.buffer, chunk.byteOffset + from, to - from));
-        kept += to - from;
-      }
-      position += chunk.length;
-      if (end !== undefined && position >= end) {
-        finish();
-        discard(body); // the rest is not needed
-      }
-    };
-    body.on("data", onData);
-    body.once("end", finish);
-    body.once("error", (error) => reject(new BodyFailed(position, error)));
-  });
 }
 
 export class HttpBackend implements Backend {
@@ -342,8 +260,8 @@ export class HttpBackend implements Backend {
       const contentEncoding = encoding && encoding !== "identity" ? encoding : undefined;
       const parts =
         statusCode === 200
-          ? await this.sliceWhole(where, ranges, headers, body)
-          : await this.readParts(where, ranges, headers, body);
+          ? await sliceWholeRanges(where, ranges, headers, body)
+          : await readMultiPartial(where, ranges, headers, body);
       return { parts, contentEncoding };
     } catch (error) {
       discard(body);
@@ -352,56 +270,6 @@ export class HttpBackend implements Backend {
       }
       throw networkError(error instanceof BodyFailed ? error.cause : error, where, signal);
     }
-  }
-
-  /** A 206 to a multi-range request: multipart/byteranges, or one part covering every range. */
-  private async readParts(
-    where: Where,
-    ranges: readonly RequestedRange[],
-    headers: Dispatcher.ResponseData["headers"],
-    body: Dispatcher.ResponseData["body"],
-  ): Promise<Uint8Array[]> {
-    const contentType = header(headers, "content-type");
-    const boundary = byterangesBoundary(contentType);
-    if (boundary === undefined) {
-      const contentRange = header(headers, "content-range");
-      const served = parseContentRange(contentRange);
-      if (!served || served.end < served.start) {
-        throw new StoreError(`206 response with neither multipart/byteranges nor a usable Content-Range ("${contentRange ?? ""}")`, where);
-      }
-      const expected = served.end - served.start + 1;
-      const limit = ranges.reduce((n, r) => Math.max(n, r.offset + r.length), 0) - served.start;
-      if (expected > limit) throw new IntegrityError(`server answered ${contentRange}, more than the ranges asked for`, where);
-      const data = await collect(body, 0, expected + 1);
-      checkLength(data, header(headers, "content-length"), where);
-      if (data.length !== expected) {
-        throw new IntegrityError(`body has ${data.length} bytes, Content-Range ${contentRange} says ${expected}`, where);
-      }
-      return matchParts([{ start: served.start, data, total: served.total }], ranges, where);
-    }
-    const limit = maxMultipartBytes(ranges, boundary);
-    const data = await collect(body, 0, limit + 1);
-    if (data.length > limit) {
-      throw new IntegrityError(`multipart/byteranges body longer than ${limit} bytes, the most the ranges asked for can take`, where);
-    }
-    checkLength(data, header(headers, "content-length"), where);
-    return matchParts(parseByteranges(data, boundary, where), ranges, where);
-  }
-
-  /** A 200: the server ignored Range. Only the object up to the last range's end is read. */
-  private async sliceWhole(
-    where: Where,
-    ranges: readonly RequestedRange[],
-    headers: Dispatcher.ResponseData["headers"],
-    body: Dispatcher.ResponseData["body"],
-  ): Promise<Uint8Array[]> {
-    const end = ranges.reduce((n, r) => Math.max(n, r.offset + r.length), 0);
-    const data = await collect(body, 0, end);
-    const size = Number(header(headers, "content-length"));
-    if (Number.isSafeInteger(size) ? data.length !== Math.min(end, size) : data.length > end) {
-      throw new IntegrityError(`body ended after ${data.length} of ${Math.min(end, size)} bytes`, where);
-    }
-    return ranges.map((r) => data.subarray(Math.min(r.offset, data.length), Math.min(r.offset + r.length, data.length)));
   }
 
   async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {

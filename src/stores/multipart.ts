@@ -105,3 +105,25 @@ export function matchParts(parts: readonly ServedPart[], ranges: readonly Reques
     return part.data.subarray(r.offset - part.start, end - part.start);
   });
 }
+
+/**
+ * Spans in groups for multi-range requests: at most `perRequest` spans and about `maxHeader`
+ * characters of Range header each (servers refuse headers past a few KiB: nginx 8 KiB by default).
+ */
+export function groupForMultiRange<T extends RequestedRange>(spans: readonly T[], perRequest: number, maxHeader: number): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let headerLength = 0;
+  for (const span of spans) {
+    const length = String(span.offset).length + String(span.offset + span.length).length + 2;
+    if (group.length > 0 && (group.length >= perRequest || headerLength + length > maxHeader)) {
+      groups.push(group);
+      group = [];
+      headerLength = 0;
+    }
+    group.push(span);
+    headerLength += length;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}

@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_REQUEST,
   splitCoalesced,
 } from "./coalesce.js";
+import { groupForMultiRange } from "./multipart.js";
 import { compress, decompress, isCompression, isIdentityEncoding } from "./compression.js";
 import { isValidRange } from "./range.js";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
@@ -209,20 +210,7 @@ export class ObjectStore implements Store {
       }
     }
     const per = Math.max(1, opts.maxRangesPerRequest ?? this.backend.maxRangesPerRequest ?? 128);
-    const groups: CoalescedRequest[][] = [];
-    let group: CoalescedRequest[] = [];
-    let headerLength = 0;
-    for (const request of requests) {
-      const length = String(request.offset).length + String(request.offset + request.length).length + 2;
-      if (group.length > 0 && (group.length >= per || headerLength + length > MAX_RANGE_HEADER)) {
-        groups.push(group);
-        group = [];
-        headerLength = 0;
-      }
-      group.push(request);
-      headerLength += length;
-    }
-    groups.push(group);
+    const groups = groupForMultiRange(requests, per, MAX_RANGE_HEADER);
     const out = new Array<Uint8Array>(ranges.length);
     let missing = false;
     const batch = runBatch(
