@@ -233,6 +233,21 @@ describe("multi-range answers that are not the bytes asked for", () => {
     expect(sent).toBeLessThan(64 * 1024 * 1024);
   });
 
+  test("a 200 (Range ignored) whose body stops before the last range: IntegrityError", async () => {
+    await withServer(
+      (_req, res) => {
+        res.writeHead(200, { "Content-Length": payload.length });
+        res.write(payload.subarray(0, 150_000));
+        setImmediate(() => res.destroy());
+      },
+      async (store) => {
+        const error = await store.getRanges("blob.bin", two, { coalesceGap: 0 }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(IntegrityError);
+        expect((error as IntegrityError).attempts).toBe(retry.attempts);
+      },
+    );
+  });
+
   test("a 206 without multipart or Content-Range is refused", async () => {
     await withServer(
       (_req, res) => res.writeHead(206, { "Content-Length": 3 }).end("abc"),

@@ -126,7 +126,11 @@ export async function readMultiPartial(
   return matchParts(parseByteranges(data, boundary, where), ranges, where);
 }
 
-/** A 200 to a multi-range request: the server ignored Range. Only the object up to the last range's end is read. */
+/**
+ * A 200 to a multi-range request: the server ignored Range and sends the whole object. Only the
+ * requested windows are kept (memory is the sum of their lengths, however large the object), and
+ * the download stops at the end of the last one. Ranges come back short only at end of object.
+ */
 export async function sliceWholeRanges(
   where: Where,
   ranges: readonly RequestedRange[],
@@ -134,11 +138,36 @@ export async function sliceWholeRanges(
   body: Dispatcher.ResponseData["body"],
 ): Promise<Uint8Array[]> {
   const end = ranges.reduce((n, r) => Math.max(n, r.offset + r.length), 0);
-  const data = await collect(body, 0, end);
+  const out = ranges.map((r) => new Uint8Array(r.length));
+  const received = await new Promise<number>((resolve, reject) => {
+    let position = 0;
+    const finish = () => {
+      body.off("data", onData);
+      body.off("end", finish);
+      resolve(position);
+    };
+    const onData = (chunk: Buffer) => {
+      const chunkEnd = position + chunk.length;
+      ranges.forEach((r, i) => {
+        const from = Math.max(r.offset, position);
+        const to = Math.min(r.offset + r.length, chunkEnd);
+        if (to > from) out[i].set(chunk.subarray(from - position, to - position), from - r.offset);
+      });
+      position = chunkEnd;
+      if (position >= end) {
+        finish();
+        discard(body); // the rest of the object is not needed
+      }
+    };
+    body.on("data", onData);
+    body.once("end", finish);
+    body.once("error", (error) => reject(new BodyFailed(position, error)));
+  });
   const size = Number(header(headers, "content-length"));
-  if (Number.isSafeInteger(size) ? data.length !== Math.min(end, size) : data.length > end) {
-    throw new IntegrityError(`body ended after ${data.length} of ${Math.min(end, size)} bytes`, where);
+  const available = Number.isSafeInteger(size) ? Math.min(end, size) : received;
+  if (received < available) {
+    throw new IntegrityError(`body ended after ${received} of ${available} bytes`, where);
   }
-  return ranges.map((r) => data.subarray(Math.min(r.offset, data.length), Math.min(r.offset + r.length, data.length)));
+  const have = Math.min(received, available);
+  return ranges.map((r, i) => out[i].subarray(0, Math.max(0, Math.min(r.length, have - r.offset))));
 }
-
