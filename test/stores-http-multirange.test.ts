@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { IntegrityError, StoreError } from "../src/errors.js";
 import { openHdf5 } from "../src/hdf5/file.js";
@@ -41,6 +42,7 @@ const expected = (ranges: { offset: number; length: number }[]) =>
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "activestore-multirange-"));
   await writeFile(join(root, "blob.bin"), payload);
+  await writeFile(join(root, "zipped.bin.gz"), gzipSync(payload));
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -112,6 +114,27 @@ describe.each(servers)("getRanges over %s", (_name, start) => {
 });
 
 describe("servers that answer a multi-range request otherwise", () => {
+  test("ranges of a compressed object are refused unless raw (they are not ranges of the data)", async () => {
+    // The Node server serves `zipped.bin` from its .gz sidecar with Content-Encoding (nginx would not).
+    const server = await startStaticServer(root);
+    const store = new HttpStore(server.url, { retry, acceptCompressed: true });
+    try {
+      const ranges = [
+        { offset: 0, length: 4 },
+        { offset: 100, length: 4 },
+      ];
+      const error = await store.getRanges("zipped.bin", ranges, { coalesceGap: 0 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(String(error)).toMatch(/Content-Encoding gzip/);
+      const raw = await store.getRanges("zipped.bin", ranges, { coalesceGap: 0, raw: true });
+      const gz = gzipSync(payload);
+      expect(raw).toEqual([gz.subarray(0, 4), gz.subarray(100, 104)].map((b) => new Uint8Array(b)));
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
   test("200 with the whole object (Range ignored) is sliced", async () => {
     const server = await startStaticServer(root, { ignoreRange: true });
     const store = new HttpStore(server.url, { retry });
