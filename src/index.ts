@@ -11,6 +11,7 @@ export * from "./errors.js";
 
 // Stores
 export * from "./stores/index.js";
+export type { GetRangesOptions } from "./stores/object-store.js";
 
 // HDF5 reader (metadata only)
 export { openHdf5, Hdf5File, type OpenOptions as Hdf5OpenOptions } from "./hdf5/file.js";
