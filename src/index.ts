@@ -89,6 +89,7 @@ export { openActive, storeResolver, type ActiveSource, type OpenActiveOptions } 
 export type { ReductionResult, Statistic } from "./active/result.js";
 export { combinePartials, type Partials } from "./active/partials.js";
 export { reduceChunk, type MissingRules } from "./active/kernel.js";
+export { reduceArray, workerCount, type ReduceOptions } from "./active/engine.js";
 export { parseSelection, type Selection } from "./active/selection.js";
 export { missingRules, packing } from "./active/cf.js";
 

@@ -23,6 +23,8 @@ export interface ActiveOptions {
   missing?: MissingRules;
   /** Chunks in flight at once. Default 16. */
   concurrency?: number;
+  /** Bytes of decoded chunks held at once; caps the workers for big chunks. Default 32 MiB. */
+  memoryBudget?: number;
   signal?: AbortSignal;
   /**
    * Push the work to active-storage servers (Reductionist API v2; several are used round-robin):
@@ -135,6 +137,7 @@ export class Active {
         missing: this.missing,
         moments,
         concurrency: this.options.concurrency,
+        memoryBudget: this.options.memoryBudget,
         signal: this.options.signal,
       }));
     }
