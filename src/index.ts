@@ -104,3 +104,6 @@ export {
   type RemoteResult,
 } from "./active/remote.js";
 export { remoteArray, serverUrl } from "./active/remote-source.js";
+
+// Datasets on object stores and partitioned writes
+export * from "./datasets/index.js";
