@@ -17,7 +17,8 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
-function storeOptions(options: GlobalOptions): OpenStoreOptions {
+/** The store options the global flags stand for. */
+export function storeOptions(options: GlobalOptions): OpenStoreOptions {
   return {
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     ...(options.retries !== undefined && { retry: { attempts: options.retries } }),

@@ -16,6 +16,7 @@
  * Extras: int8/int16/uint8/uint16 sum into int64/uint64 (no overflow); float16 data are
  * reduced and returned as float32.
  */
+import { halfToNumber } from "../refs/fill.js";
 import { RequestError } from "../errors.js";
 import { reduceChunk, type NumericArray } from "../active/kernel.js";
 import { type Partials } from "../active/partials.js";
@@ -54,14 +55,6 @@ function sumDtype(dtype: Dtype): string {
   return valueDtype(dtype);
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 /** Decoded bytes as typed values in host (little-endian) order. */
 export function typedValues(bytes: Uint8Array, dtype: Dtype, byteOrder: "big" | "little"): NumericArray {
@@ -89,7 +82,7 @@ export function typedValues(bytes: Uint8Array, dtype: Dtype, byteOrder: "big" | 
     case "float16": {
       const half = new Uint16Array(b, 0, n);
       const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(half[i]);
+      for (let i = 0; i < n; i++) out[i] = halfToNumber(half[i]);
       return out;
     }
   }

@@ -20,9 +20,9 @@ import { parseCodecs, type CodecSpec } from "../../datasets/metadata.js";
 import { detectRank } from "../../datasets/ranks.js";
 import { WorkerPool } from "../../datasets/pool.js";
 import { openSource } from "../../datasets/source.js";
-import { openStore, type OpenStoreOptions } from "../../stores/open.js";
+import { openStore } from "../../stores/open.js";
 import { CliError } from "../errors.js";
-import { closeStore, type GlobalOptions } from "../stores.js";
+import { closeStore, storeOptions, type GlobalOptions } from "../stores.js";
 
 interface ConvertCliOptions extends GlobalOptions {
   chunks?: Record<string, number>;
@@ -73,17 +73,6 @@ function codecs(text: string): CodecSpec[] {
   }
 }
 
-function storeOptions(options: GlobalOptions): OpenStoreOptions {
-  return {
-    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
-    ...(options.retries !== undefined && { retry: { attempts: options.retries } }),
-    s3: {
-      ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
-      ...(options.anonymous && { anonymous: true }),
-    },
-    gcs: { ...(options.anonymous && { anonymous: true }) },
-  };
-}
 
 function summary(report: ConvertReport): string {
   const parts = Object.entries(report.chunks).map(([name, n]) => `${name} ${n} chunks`);

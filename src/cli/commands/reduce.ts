@@ -7,7 +7,7 @@ import { Active } from "../../active/active.js";
 import type { ReductionResult, Statistic } from "../../active/result.js";
 import { parseSelection } from "../../active/selection.js";
 import { writeOut } from "./cat.js";
-import type { GlobalOptions } from "../stores.js";
+import { storeOptions, type GlobalOptions } from "../stores.js";
 
 const OPS: Statistic[] = ["mean", "min", "max", "sum", "count", "std", "variance"];
 const ALIASES: Record<string, Statistic> = { var: "variance" };
@@ -81,10 +81,7 @@ export function register(program: Command): void {
         skipNaN: opts.skipNan,
         ...(opts.server && { server: opts.server.split(",").map((s) => s.trim()) }),
         ...(opts.serverUser && { serverCredentials: { username, password: password.join(":") } }),
-        store: {
-          ...(opts.concurrency !== undefined && { concurrency: opts.concurrency }),
-          s3: { ...(opts.endpoint && { endpoint: opts.endpoint }), ...(opts.anonymous && { anonymous: true }) },
-        },
+        store: storeOptions(opts),
       });
       const result = await active.reduce(opts.op, opts.select ? parseSelection(opts.select) : null, {
         axis: opts.axis,
