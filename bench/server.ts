@@ -10,7 +10,7 @@
  *
  *   npx vite-node bench/server.ts -- [--part basic,load,active] [--chunks 64] [--chunk-mib 1]
  *     [--requests 400] [--seconds 10] [--connections 16,64] [--budget-mib 64]
- *     [--dir /tmp/activestore-bench] [--file zlib25.nc]
+ *     [--dir /tmp/activestore-bench] [--file zlib25.nc] [--concurrency N]
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -35,6 +35,8 @@ const { values: flags } = parseArgs({
     "budget-mib": { type: "string", default: "64" },
     dir: { type: "string", default: "/tmp/activestore-bench" },
     file: { type: "string", default: "zlib25.nc" },
+    /** Client chunks in flight for the active part (default: the library's). */
+    concurrency: { type: "string" },
     chunks: { type: "string", default: "64" }, "chunk-mib": { type: "string", default: "1" }, requests: { type: "string", default: "400" } },
   allowPositionals: true,
 });
@@ -178,9 +180,10 @@ async function activePart(): Promise<void> {
     console.log(`\n## active: Active.mean of ${flags.file} "data" on nginx (HTTP), server budget ${flags["budget-mib"]} MiB`);
     console.log("| run | open ms | mean ms | mean | chunks | bytes received by client | chunk bytes reduced |\n|---|---|---|---|---|---|---|");
     const results: Record<string, { ms: number; value: number }> = {};
+    const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
     for (const [name, options] of [["local engine", {}], ["via server", { server: server.url }]] as const) {
       const t0 = performance.now();
-      const active = await Active.open(url, "data", options);
+      const active = await Active.open(url, "data", { ...options, concurrency });
       const t1 = performance.now();
       const r = await active.mean();
       const ms = performance.now() - t1;
