@@ -225,3 +225,30 @@ describe("mergePartials", () => {
     }
   });
 });
+
+describe("merge order", () => {
+  it("chunks finishing in any order give bit-identical float sums (plan-order merge)", async () => {
+    // A source whose chunks finish in a scrambled order; values chosen so float addition order matters.
+    const chunkShape = [4];
+    const shape = [4 * 64];
+    const values = Float64Array.from({ length: shape[0] }, (_, i) => (i % 7 === 0 ? 1e16 : 0.1 + i * 1e-3));
+    let seed = 7;
+    const delay = () => new Promise<void>((r) => setTimeout(r, ((seed = (seed * 48271) % 2147483647) % 5)));
+    const source = {
+      shape,
+      chunks: chunkShape,
+      dtype: "float64",
+      async getChunk(coords: number[]) {
+        await delay();
+        const start = coords[0] * 4;
+        return { data: values.slice(start, start + 4), shape: chunkShape, stride: [1] };
+      },
+    };
+    const sums = new Set<number>();
+    for (const concurrency of [1, 3, 8, 16]) {
+      const { partials } = await reduceArray(source, null, { concurrency });
+      sums.add((partials.sum as Float64Array)[0]);
+    }
+    expect(sums.size).toBe(1);
+  });
+});

@@ -105,12 +105,35 @@ export async function reduceArray(
   // in flight (at most one per worker) so nothing runs on after we return.
   let failure: { error: unknown } | undefined;
   let chunks = 0;
-  // Each worker holds at most one chunk (its read, then its decoded data until merged), so memory
+  // Blocks are merged in plan order, whatever order they finish in, so float sums round the same
+  // way on every run, at any concurrency, and as the server client merges them. A worker does not
+  // run more than `window` tasks ahead of the merge point, which bounds the blocks waiting.
+  const n = workerCount(array, options);
+  const window = 4 * n;
+  const pending = new Map<number, { task: ChunkTask; block: Partials }>();
+  let issued = 0;
+  let merged = 0;
+  let wake: (() => void)[] = [];
+  const advance = () => {
+    while (pending.has(merged)) {
+      const { task, block } = pending.get(merged)!;
+      pending.delete(merged++);
+      mergePartials(total, block, blockOffset(task, plan.collapsed));
+      chunks++;
+    }
+    const waiting = wake;
+    wake = [];
+    for (const w of waiting) w();
+  };
+  // Each worker holds at most one chunk (its read, then its decoded data until reduced), so memory
   // is workers × chunk size; the reads of all workers are in flight together, which is what lets
   // the reference store coalesce neighbouring chunks and keeps libuv's pool decoding while this
   // thread reduces.
   const worker = async () => {
     for (let next = tasks.next(); !next.done && failure === undefined; next = tasks.next()) {
+      const index = issued++;
+      while (index >= merged + window && failure === undefined) await new Promise<void>((r) => wake.push(r));
+      if (failure !== undefined) return;
       signal?.throwIfAborted();
       const task = next.value;
       const chunk = await array.getChunk(task.coords, signal ? { signal } : undefined);
@@ -126,15 +149,15 @@ export async function reduceArray(
         },
         kernelOptions,
       );
-      mergePartials(total, block, blockOffset(task, plan.collapsed));
-      chunks++;
+      pending.set(index, { task, block });
+      advance();
     }
   };
-  const n = workerCount(array, options);
   await Promise.all(
     Array.from({ length: n }, () =>
       worker().catch((error: unknown) => {
         failure ??= { error }; // the first error wins
+        advance(); // release workers waiting on the window
       }),
     ),
   );
