@@ -231,7 +231,9 @@ describe("merge order", () => {
     // A source whose chunks finish in a scrambled order; values chosen so float addition order matters.
     const chunkShape = [4];
     const shape = [4 * 64];
-    const values = Float64Array.from({ length: shape[0] }, (_, i) => (i % 7 === 0 ? 1e16 : 0.1 + i * 1e-3));
+    let v = 12345;
+    const rand = () => (v = (v * 16807) % 2147483647) / 2147483647;
+    const values = Float64Array.from({ length: shape[0] }, () => rand() * 10 ** Math.floor(rand() * 16 - 8));
     let seed = 7;
     const delay = () => new Promise<void>((r) => setTimeout(r, ((seed = (seed * 48271) % 2147483647) % 5)));
     const source = {
