@@ -6,28 +6,21 @@
  * Content-Length on every body, the MD5 in the ETag on whole-object reads, Content-MD5 on every
  * write and every multipart part.
  *
+ * The SDK is loaded on a store's first request, not when this module is imported (see
+ * s3-client.ts): constructing an S3Store, or opening an `s3://` URL, stays synchronous and cheap.
+ *
  * Create-only writes send `If-None-Match: *`. S3 (since 2024) and most modern servers honour it;
  * servers that ignore it (s3rver does) silently overwrite, so create-only is only guaranteed where
  * the server supports conditional writes.
  */
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type GetObjectCommandOutput,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import type { GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { rangeHeader } from "./range.js";
-import { createS3Client, type S3Connection } from "./s3-client.js";
+import type { S3ClientSettings } from "./s3-client.js";
 import { asBodyStream, readBody } from "./s3-body.js";
 import { codeOf, s3Error, statusOf } from "./s3-errors.js";
-import { md5Base64, multipartUpload } from "./s3-multipart.js";
 import { md5OfObject, resolveRange, type ResolvedRange } from "./s3-range.js";
 import type { ObjectInfo } from "./types.js";
 
@@ -83,6 +76,16 @@ const MAX_KEY_BYTES = 1024;
 
 type Where = { store: string; key: string; operation: string };
 
+/** s3-client.ts: the SDK's commands, the client factory and the multipart upload. */
+type S3Sdk = typeof import("./s3-client.js");
+
+/** A live client and the module it came from, created on first use. */
+interface Connection {
+  sdk: S3Sdk;
+  client: S3Client;
+  close(): void;
+}
+
 /** A 416 answer: the object exists but the range holds no bytes. */
 const UNSATISFIABLE = Symbol("unsatisfiable");
 
@@ -101,14 +104,14 @@ export class S3Backend implements Backend {
   readonly url: string;
   readonly defaultConcurrency: number;
   readonly maxBatchDelete = 1000;
-  readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
   private readonly pageSize: number;
   private readonly verifyMd5: boolean;
-  private readonly connection: S3Connection;
+  private readonly settings: S3ClientSettings;
+  private connection?: Promise<Connection>;
 
   constructor(options: S3Options & StoreOptions) {
     if (!options.bucket) throw new TypeError("S3Store: `bucket` is required");
@@ -120,7 +123,7 @@ export class S3Backend implements Backend {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.pageSize = Math.min(Math.max(1, options.listPageSize ?? 1000), 1000);
     this.verifyMd5 = options.verifyMd5 ?? true;
-    this.connection = createS3Client({
+    this.settings = {
       region: options.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || "us-east-1"),
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
@@ -129,8 +132,27 @@ export class S3Backend implements Backend {
       anonymous: options.anonymous,
       maxSockets: this.defaultConcurrency,
       socketTimeoutMs: options.timeoutMs ?? 60_000,
-    });
-    this.client = this.connection.client;
+    };
+  }
+
+  /** The SDK client, created (and the SDK loaded) on first use. */
+  async client(): Promise<S3Client> {
+    return (await this.connect()).client;
+  }
+
+  private connect(): Promise<Connection> {
+    this.connection ??= import("./s3-client.js").then(
+      (sdk) => {
+        const { client, close } = sdk.createS3Client(this.settings);
+        return { sdk, client, close };
+      },
+      (error: unknown) => {
+        // Not cached: a later request tries again rather than failing forever.
+        this.connection = undefined;
+        throw error;
+      },
+    );
+    return this.connection;
   }
 
   validateKey(key: string): void {
@@ -195,9 +217,10 @@ export class S3Backend implements Backend {
     where: Where,
     signal?: AbortSignal,
   ): Promise<GetObjectCommandOutput | typeof UNSATISFIABLE | undefined> {
+    const { sdk, client } = await this.connect();
     try {
-      return await this.client.send(
-        new GetObjectCommand({
+      return await client.send(
+        new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
           Range: range ? rangeHeader(range) : undefined,
@@ -243,9 +266,10 @@ export class S3Backend implements Backend {
 
   async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {
     const where = { store: this.url, key, operation: "set" };
+    const { sdk, client } = await this.connect();
     try {
       if (data.length >= this.multipartThreshold) {
-        await multipartUpload(this.client, {
+        await sdk.multipartUpload(client, {
           bucket: this.bucket,
           key: this.prefix + key,
           data,
@@ -258,13 +282,13 @@ export class S3Backend implements Backend {
         });
         return;
       }
-      await this.client.send(
-        new PutObjectCommand({
+      await client.send(
+        new sdk.PutObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
           Body: data,
           ContentLength: data.length,
-          ContentMD5: md5Base64(data),
+          ContentMD5: sdk.md5Base64(data),
           ContentEncoding: options.contentEncoding,
           ContentType: options.contentType,
           IfNoneMatch: options.ifNoneMatch,
@@ -277,8 +301,9 @@ export class S3Backend implements Backend {
   }
 
   async remove(key: string, signal?: AbortSignal): Promise<void> {
+    const { sdk, client } = await this.connect();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
         abortSignal: signal,
       });
     } catch (error) {
@@ -290,10 +315,11 @@ export class S3Backend implements Backend {
   async removeBatch(keys: string[], signal?: AbortSignal): Promise<void> {
     if (keys.length === 0) return;
     const where = { store: this.url, key: keys[0], operation: "deleteMany" };
+    const { sdk, client } = await this.connect();
     let errors;
     try {
-      const result = await this.client.send(
-        new DeleteObjectsCommand({
+      const result = await client.send(
+        new sdk.DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: keys.map((k) => ({ Key: this.prefix + k })), Quiet: true },
         }),
@@ -317,8 +343,9 @@ export class S3Backend implements Backend {
   }
 
   async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    const { sdk, client } = await this.connect();
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
         abortSignal: signal,
       });
       return {
@@ -337,12 +364,13 @@ export class S3Backend implements Backend {
 
   async *list(prefix: string, options: { signal?: AbortSignal; retry: Retrier }): AsyncIterable<ObjectInfo> {
     const where = { store: this.url, key: prefix, operation: "list" };
+    const { sdk, client } = await this.connect();
     let token: string | undefined;
     do {
       const page = await options.retry(async (signal) => {
         try {
-          return await this.client.send(
-            new ListObjectsV2Command({
+          return await client.send(
+            new sdk.ListObjectsV2Command({
               Bucket: this.bucket,
               Prefix: this.prefix + prefix,
               MaxKeys: this.pageSize,
@@ -374,7 +402,11 @@ export class S3Backend implements Backend {
   }
 
   async close(): Promise<void> {
-    this.connection.close();
+    const pending = this.connection;
+    if (!pending) return;
+    // A later request connects again, as a fresh store would.
+    this.connection = undefined;
+    (await pending.catch(() => undefined))?.close();
   }
 }
 
