@@ -7,6 +7,7 @@
  * any missing value, or outside [validMin, validMax], are left out. NaN propagates (numpy) unless
  * `skipNaN`; a NaN fill or missing value masks NaNs.
  */
+import { stridesOf } from "../util/strides.js";
 import { emptyPartials, type Partials } from "./partials.js";
 import type { DimPiece } from "./plan.js";
 
@@ -56,17 +57,6 @@ interface Runs {
   blockShape: number[];
 }
 
-function elementStrides(shape: readonly number[], order: "C" | "F"): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  if (order === "C") {
-    for (let d = shape.length - 1; d >= 0; d--) (strides[d] = s), (s *= shape[d]);
-  } else {
-    for (let d = 0; d < shape.length; d++) (strides[d] = s), (s *= shape[d]);
-  }
-  return strides;
-}
-
 /**
  * Decomposes the in-chunk selection into runs along the innermost dimension. Dimensions that walk
  * memory and the output in lockstep are fused first (a whole 25³ chunk is one run of 15,625
@@ -75,7 +65,7 @@ function elementStrides(shape: readonly number[], order: "C" | "F"): number[] {
  */
 function runsOf(sel: ChunkSelection): Runs {
   const ndim = sel.pieces.length;
-  const strides = sel.strides ?? elementStrides(sel.chunkShape, sel.order ?? "C");
+  const strides = sel.strides ?? stridesOf(sel.chunkShape, sel.order ?? "C");
   const blockShape: number[] = [];
   const outStrides = new Array<number>(ndim).fill(0);
   for (let d = 0; d < ndim; d++) if (!sel.collapsed[d]) blockShape.push(sel.pieces[d].count);

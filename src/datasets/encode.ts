@@ -4,6 +4,7 @@
  * chunk shape) whose store just captures the bytes. Every codec therefore comes from the one
  * registry (src/codecs), as DESIGN.md asks.
  */
+import { stridesOf } from "../util/strides.js";
 import * as zarr from "zarrita";
 import { registry } from "zarrita";
 import { registerCodecs } from "../codecs/registry.js";
@@ -45,16 +46,6 @@ export interface ChunkData {
   shape: number[];
 }
 
-function cStrides(shape: readonly number[]): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = s;
-    s *= shape[i];
-  }
-  return out;
-}
-
 export class ChunkEncoder {
   private readonly document: zarr.ArrayMetadata<zarr.DataType>;
 
@@ -82,7 +73,7 @@ export class ChunkEncoder {
     };
     const array = new zarr.Array(capture, "/", this.document);
     try {
-      await zarr.set(array, null, { data: data as zarr.TypedArray<zarr.DataType>, shape: this.chunkShape, stride: cStrides(this.chunkShape) });
+      await zarr.set(array, null, { data: data as zarr.TypedArray<zarr.DataType>, shape: this.chunkShape, stride: stridesOf(this.chunkShape) });
     } catch (cause) {
       throw new CodecError(`cannot encode: ${(cause as Error).message}`, "pipeline", key, { cause });
     }

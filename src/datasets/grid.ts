@@ -3,6 +3,7 @@
  * and copying boxes between C-ordered buffers (a region of a chunk into a result, a region of the
  * caller's values into a chunk).
  */
+import { stridesOf } from "../util/strides.js";
 
 /** Half-open index range along one dimension. */
 export type Range = readonly [start: number, stop: number];
@@ -76,16 +77,6 @@ export function regionShape(region: Region): number[] {
   return region.map(([start, stop]) => stop - start);
 }
 
-function strides(shape: readonly number[]): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = s;
-    s *= shape[i];
-  }
-  return out;
-}
-
 /**
  * Copies a box of `extent` elements from `src` (C order, shape `srcShape`, box at `srcStart`) into
  * `dst` (shape `dstShape`, box at `dstStart`). The innermost run is one `set`, so whole rows move at
@@ -106,8 +97,8 @@ export function copyBox(
     dst.set(src.subarray(0, 1) as unknown as ArrayLike<number>, 0);
     return;
   }
-  const ss = strides(srcShape);
-  const ds = strides(dstShape);
+  const ss = stridesOf(srcShape);
+  const ds = stridesOf(dstShape);
   const run = extent[nd - 1];
   const idx = new Array<number>(nd - 1).fill(0);
   for (;;) {

@@ -16,6 +16,7 @@
  * Extras: int8/int16/uint8/uint16 sum into int64/uint64 (no overflow); float16 data are
  * reduced and returned as float32.
  */
+import { stridesOf } from "../util/strides.js";
 import { halfToNumber } from "../refs/fill.js";
 import { RequestError } from "../errors.js";
 import { reduceChunk, type NumericArray } from "../active/kernel.js";
@@ -208,10 +209,7 @@ function momentsOf(p: Partials, dtype: string): MomentsFields {
 /** The selected elements in C order of the selection. */
 function selectedValues(data: NumericArray, pieces: DimPiece[], shape: number[], order: "C" | "F"): (number | bigint)[] {
   const ndim = shape.length;
-  const strides = new Array<number>(ndim);
-  let s = 1;
-  if (order === "C") for (let d = ndim - 1; d >= 0; d--) (strides[d] = s), (s *= shape[d]);
-  else for (let d = 0; d < ndim; d++) (strides[d] = s), (s *= shape[d]);
+  const strides = stridesOf(shape, order);
   const out: (number | bigint)[] = [];
   if (pieces.some((p) => p.count === 0)) return out;
   const at = new Array<number>(ndim).fill(0);
