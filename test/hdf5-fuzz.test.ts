@@ -3,6 +3,7 @@
  * errors (Hdf5FormatError, UnsupportedFeatureError) — never a TypeError/RangeError, never a hang.
  * Mutations are deterministic (seeded PRNG) and aimed at the bytes the reader actually reads.
  */
+import { mulberry32 } from "./support/prng.js";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -31,16 +32,6 @@ const TRUNCATIONS_PER_FILE = 60;
 /** A case that has not settled by then is a hang. Generous: the machine is shared. */
 const HANG_MS = 10_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Reads everything the reader offers: the tree (attributes decoded) and every chunk index. */
 async function readAll(source: ByteSource, cache: { maxBlocks?: number; readAhead?: number } = {}): Promise<void> {

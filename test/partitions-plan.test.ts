@@ -1,18 +1,10 @@
+import { mulberry32 } from "./support/prng.js";
 import { describe, expect, it } from "vitest";
 import { chunksIn, gridShape } from "../src/datasets/grid.js";
 import { partitionRegion, planPartitions } from "../src/datasets/partitions.js";
 import { detectRank } from "../src/datasets/ranks.js";
 import { RequestError } from "../src/errors.js";
 
-/** Small deterministic generator (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("planPartitions", () => {
   it("follows xpartition: the first dims are split first, never finer than one block", () => {
@@ -40,7 +32,7 @@ describe("planPartitions", () => {
   });
 
   it("covers every chunk exactly once with chunk-aligned regions (property test)", () => {
-    const next = random(42);
+    const next = mulberry32(42);
     const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
     for (let trial = 0; trial < 300; trial++) {
       const ndim = int(1, 4);

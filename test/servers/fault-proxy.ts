@@ -15,6 +15,7 @@
  *
  * Faulted requests never reach the upstream except the kinds that need its response.
  */
+import { mulberry32 } from "../support/prng.js";
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -68,17 +69,6 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-/** mulberry32: small, seedable, good enough to spread faults. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "trailer"]);
 
@@ -109,7 +99,7 @@ function readAll(stream: IncomingMessage): Promise<Buffer> {
 export async function startFaultProxy(targetUrl: string, plan: FaultPlan): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const random = prng(plan.seed ?? 1);
+  const random = mulberry32(plan.seed ?? 1);
   const stats: FaultStats = {
     requests: 0,
     faults: Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>,
