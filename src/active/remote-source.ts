@@ -5,7 +5,8 @@
  */
 import { ReferenceSetError, UnsupportedFeatureError } from "../errors.js";
 import type { CodecConfig } from "../codecs/types.js";
-import type { Reference, References } from "../refs/types.js";
+import type { ReferenceStore } from "../refs/reference-store.js";
+import { resolveUrl } from "../refs/resolve.js";
 import type { RemoteArray, RemoteChunk } from "./remote.js";
 
 export interface RemoteSourceOptions {
@@ -31,19 +32,6 @@ const DTYPES: Record<string, string> = {
   f4: "float32", f8: "float64",
 };
 
-function metadata(refs: References, key: string): Zarray {
-  const value = refs.refs[key] as Reference | object | undefined;
-  if (value === undefined) throw new ReferenceSetError("no such array", key);
-  if (typeof value === "string") return JSON.parse(value) as Zarray;
-  if (!Array.isArray(value)) return value as Zarray;
-  throw new UnsupportedFeatureError("array metadata stored as a byte range", key, "inline the .zarray");
-}
-
-function expandTemplates(url: string, refs: References): string {
-  const templates = refs.templates ?? {};
-  return url.replace(/\{\{\s*(\w+)\s*\}\}/g, (m, name: string) => templates[name] ?? m);
-}
-
 /** Maps a reference url to what a Reductionist server reads: interface type and url. */
 export function serverUrl(
   url: string,
@@ -67,62 +55,64 @@ export function serverUrl(
   );
 }
 
-/** The remote view of `variable` in `refs` (urls relative to `baseUrl` resolved against it). */
-export function remoteArray(
-  refs: References,
+/**
+ * The remote view of `variable` behind a reference store: chunk locations come from the store, so
+ * templates, `gen`, default targets and parquet references resolve exactly as reads resolve them;
+ * relative urls are taken against `baseUrl` (where the references live).
+ */
+export async function remoteArray(
+  store: ReferenceStore,
   variable: string,
   options: RemoteSourceOptions & { baseUrl?: string } = {},
-): RemoteArray {
+): Promise<RemoteArray> {
   const path = variable.replace(/^\/+|\/+$/g, "");
   const prefix = path === "" ? "" : `${path}/`;
-  const meta = metadata(refs, `${prefix}.zarray`);
+  const text = await store.get(`/${prefix}.zarray`);
+  if (text === undefined) throw new ReferenceSetError("no such array", `${prefix}.zarray`);
+  const meta = JSON.parse(new TextDecoder().decode(text)) as Zarray;
   const kind = meta.dtype.slice(1);
   const dtype = DTYPES[kind];
   if (!dtype) throw new UnsupportedFeatureError(`data type ${meta.dtype}`, path, "reductions need numeric data");
-  const byteOrder = meta.dtype[0] === ">" ? "big" : "little";
   const codecs = [...(meta.filters ?? []), ...(meta.compressor ? [meta.compressor] : [])];
   const separator = meta.dimension_separator ?? ".";
-  const resolve = (url: string) => {
-    const u = expandTemplates(url, refs);
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(u) || !options.baseUrl) return u;
-    return `${options.baseUrl.replace(/\/[^/]*$/, "")}/${u}`;
-  };
+  const keyOf = (coords: readonly number[]) => `${prefix}${coords.length === 0 ? "0" : coords.join(separator)}`;
 
   let interfaceType: RemoteArray["interfaceType"] | undefined;
-  const chunk = (coords: readonly number[]): RemoteChunk | undefined => {
-    const key = `${prefix}${coords.length === 0 ? "0" : coords.join(separator)}`;
-    const ref = refs.refs[key] as Reference | undefined;
-    if (ref === undefined) return undefined;
-    if (!Array.isArray(ref) || ref.length !== 3) {
+  const locate = async (key: string) => {
+    const range = await store.byteRange(key);
+    if (range === undefined) return undefined;
+    if (range === null) {
       throw new UnsupportedFeatureError(
         "an inline or whole-object chunk reference",
         key,
         "servers read byte ranges: rebuild the references with --inline-threshold 0, or reduce locally",
       );
     }
-    const target = serverUrl(resolve(ref[0]), options);
+    const target = serverUrl(resolveUrl(range.url, options.baseUrl), options);
     if (interfaceType !== undefined && target.interfaceType !== interfaceType) {
       throw new UnsupportedFeatureError("chunks on different kinds of storage", path, "reduce locally");
     }
-    return { url: target.url, offset: ref[1], size: ref[2], codecs };
+    interfaceType = target.interfaceType;
+    return { url: target.url, offset: range.offset, length: range.length };
   };
-
-  // The interface type comes from the first ranged chunk reference of the array.
-  for (const [key, ref] of Object.entries(refs.refs)) {
-    if (key.startsWith(prefix) && !key.slice(prefix.length).includes("/") && Array.isArray(ref) && ref.length === 3) {
-      interfaceType = serverUrl(resolve(ref[0]), options).interfaceType;
-      break;
-    }
-  }
+  // The interface type comes from the first chunk (refusing, at open, urls a server cannot read).
+  const grid = meta.shape.map((n, d) => Math.ceil(n / meta.chunks[d]));
+  if (grid.every((n) => n > 0)) await locate(keyOf(grid.map(() => 0)));
   const fill = meta.fill_value;
   return {
     shape: meta.shape,
     chunks: meta.chunks,
     dtype,
-    byteOrder,
+    byteOrder: meta.dtype[0] === ">" ? "big" : "little",
     order: meta.order ?? "C",
     fillValue: typeof fill === "string" ? (fill === "NaN" ? NaN : Number(fill)) : fill,
-    interfaceType: interfaceType ?? "http",
-    chunk,
+    // A getter: when chunk 0 was never written, the first chunk located decides it.
+    get interfaceType() {
+      return interfaceType ?? "http";
+    },
+    async chunk(coords): Promise<RemoteChunk | undefined> {
+      const found = await locate(keyOf(coords));
+      return found && { url: found.url, offset: found.offset, size: found.length, codecs };
+    },
   };
 }

@@ -47,7 +47,7 @@ export interface RemoteArray {
   /** How the server reaches the chunk urls: "s3" (endpoint/bucket/key) or "http"/"https". */
   interfaceType: "s3" | "http" | "https";
   /** The chunk's location, or undefined when it was never written. */
-  chunk(coords: readonly number[]): RemoteChunk | undefined;
+  chunk(coords: readonly number[]): RemoteChunk | undefined | Promise<RemoteChunk | undefined>;
 }
 
 export interface RemoteOptions extends ReduceOptions {
@@ -287,7 +287,7 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
 
   const reduceTask = async (task: ChunkTask): Promise<Partials> => {
     const blockShape = task.pieces.filter((_, d) => !plan.collapsed[d]).map((p) => p.count);
-    const ref = array.chunk(task.coords);
+    const ref = await array.chunk(task.coords);
     if (!ref) {
       result.fillChunks++;
       const n = array.chunks.reduce((a, b) => a * b, 1);

@@ -83,7 +83,7 @@ async function fromReferences(
     netcdf ?? (typeof rootAttrs === "string" && /"_NCProperties"|"Conventions"\s*:\s*"CF/.test(rootAttrs));
   const remote =
     options.server !== undefined
-      ? remoteArray(references, path, { baseUrl, s3Endpoint: options.store?.s3?.endpoint })
+      ? await remoteArray(refStore, path, { baseUrl, s3Endpoint: options.store?.s3?.endpoint })
       : undefined;
   return new Active(array as unknown as ChunkSource, array.attrs, { netcdf: isNetcdf, ...options }, counter, remote);
 }

@@ -154,6 +154,17 @@ export class ReferenceStore implements AsyncReadable {
     return this.generated?.get(k) ?? this.own(k) ?? this.lookup?.get(k);
   }
 
+  /**
+   * Where a byte-range reference points, with its url rendered (templates, default target) as
+   * reads use it; `null` for inline and whole-object entries, `undefined` for a missing key.
+   */
+  async byteRange(key: string): Promise<{ url: string; offset: number; length: number } | null | undefined> {
+    const ref = await this.reference(key);
+    if (ref === undefined) return undefined;
+    if (typeof ref === "string" || ref.length !== 3) return null;
+    return { url: this.urlOf(ref[0] as string | null, key.replace(/^\/+/, "")), offset: ref[1], length: ref[2] };
+  }
+
   private async read(key: string, range: RangeQuery | undefined, opts?: GetOptions): Promise<Uint8Array | undefined> {
     const k = key.replace(/^\/+/, "");
     opts?.signal?.throwIfAborted();
