@@ -42,7 +42,20 @@ interface Group {
   /** Whole-object reads of this target share one request. */
   whole: Waiter[];
   spans: ByteSpan[];
-  waiters: Waiter[];
+  /** Emptied as they settle: see `settle`. */
+  waiters: (Waiter | undefined)[];
+}
+
+/**
+ * Takes a waiter out of its group before settling it. A resolve function keeps its promise, and
+ * so the bytes it resolved with, reachable; every request of a group holds the group's waiter
+ * list until the last one finishes, so without this a whole selection's blocks (1.1 GB for a
+ * 500³ float64 variable) stayed alive until the end of the read.
+ */
+function settle(waiters: (Waiter | undefined)[], i: number): Waiter {
+  const waiter = waiters[i]!;
+  waiters[i] = undefined;
+  return waiter;
 }
 
 export class BatchReader {
@@ -135,8 +148,8 @@ export class BatchReader {
         this.stats.bytes += request.length;
         return parts;
       }).then(
-        (parts) => request.members.forEach((i, n) => waiters[i].resolve(parts?.[n])),
-        (error: unknown) => request.members.forEach((i) => waiters[i].reject(error)),
+        (parts) => request.members.forEach((i, n) => settle(waiters, i).resolve(parts?.[n])),
+        (error: unknown) => request.members.forEach((i) => settle(waiters, i).reject(error)),
       );
     }
   }
