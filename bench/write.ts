@@ -8,10 +8,14 @@
  *
  * Build and run (from the repository root):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/write.ts src/datasets/pool-worker.ts
- *   node node_modules/.cache/bench/bench/write.js [--input /tmp/activestore-bench/zlib25.nc]
+ *     --types node --rootDir . --outDir node_modules/.cache/bench-write bench/write.ts src/datasets/pool-worker.ts \
+ *     src/codecs/seek-bzip.d.ts
+ *   node node_modules/.cache/bench-write/bench/write.js [--input /tmp/activestore-bench/zlib25.nc]
  *     [--chunks 50] [--processes 1,2,4] [--stores local,s3] [--quick] [--threads N]
  * --threads N gives each rank a WorkerPool of N threads that encode the chunks (the worker-thread engine).
+ * --pin runs rank r under `taskset -c <r mod cores>`: one CPU per rank, as a SLURM array task with
+ * --cpus-per-task=1 (or a Kubernetes pod with a 1-CPU limit) gets; all of a rank's threads (libuv's
+ * zlib pool, codec workers) share that CPU.
  * --quick converts the first 100 of 500 steps of the first dimension (200 MB) instead of all of it.
  */
 import { spawn } from "node:child_process";
@@ -47,6 +51,7 @@ const { values: flags } = parseArgs({
     ranks: { type: "string" },
     steps: { type: "string" },
     threads: { type: "string", default: "0" },
+    pin: { type: "boolean", default: false },
   },
 });
 
@@ -88,9 +93,11 @@ interface RankResult {
   cpuSeconds: number;
 }
 
-function runRank(args: string[]): Promise<RankResult> {
+function runRank(args: string[], cpu?: number): Promise<RankResult> {
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), "--child", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const command = [process.execPath, fileURLToPath(import.meta.url), "--child", ...args];
+    const [file, ...rest] = cpu === undefined ? command : ["taskset", "-c", String(cpu), ...command];
+    const proc = spawn(file, rest, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     proc.stdout.on("data", (d) => (out += d));
     proc.on("close", (code) => (code === 0 ? done(JSON.parse(out) as RankResult) : fail(new Error(`rank exited with ${code}`))));
@@ -127,7 +134,10 @@ async function main(): Promise<void> {
         const args = ["--input", flags.input!, "--variable", flags.variable!, "--dest", url, "--steps", String(steps), "--ranks", String(n), "--threads", flags.threads!];
         if (endpoint) args.push("--endpoint", endpoint);
         const started = performance.now();
-        const results = await Promise.all(Array.from({ length: n }, (_, r) => runRank([...args, "--rank", String(r)])));
+        const cores = cpus().length;
+        const results = await Promise.all(
+          Array.from({ length: n }, (_, r) => runRank([...args, "--rank", String(r)], flags.pin ? r % cores : undefined)),
+        );
         const seconds = (performance.now() - started) / 1000;
         const bytes = results.reduce((a, r) => a + r.bytes, 0);
         if (bytes !== total) throw new Error(`ranks converted ${bytes} bytes, expected ${total}`);
@@ -141,7 +151,8 @@ async function main(): Promise<void> {
         const speedup = baseline.has(where) ? `${(mbps / baseline.get(where)!).toFixed(2)}×` : "";
         const rss = results.map((r) => r.maxRssMiB.toFixed(0)).join(" / ");
         const cpu = results.map((r) => r.cpuSeconds.toFixed(1)).join(" / ");
-        const threads = Number(flags.threads) > 0 ? ` (+${flags.threads} encode threads each)` : "";
+        const threads =
+          (Number(flags.threads) > 0 ? ` (+${flags.threads} encode threads each)` : "") + (flags.pin ? " (1 CPU each)" : "");
         rows.push(`| ${where === "s3" ? "s3rver" : "local disk"} | ${n}${threads} | ${(total / 1e6).toFixed(0)} | ${seconds.toFixed(1)} | ${mbps.toFixed(1)} | ${speedup} | ${rss} | ${cpu} |`);
         console.error(rows.at(-1));
       }
