@@ -14,10 +14,12 @@
  */
 import { CodecError } from "../errors.js";
 import { lz4DecodeBlock } from "./lz4-block.js";
+import { type PoolTask, decodePooled, poolTask } from "./pool.js";
 import {
   type BytesCodec,
   type ChunkMeta,
   checkSize,
+  chunkBytes,
   decodedLimit,
   intOption,
   readU32BE,
@@ -87,6 +89,8 @@ export class BitshuffleCodec implements BytesCodec {
     readonly blocksize: number,
     readonly compression: "none" | "lz4",
     private readonly limit: number,
+    private readonly task: PoolTask = poolTask("hdf5_bitshuffle", { itemsize, blocksize, compression }),
+    private readonly expected = 0,
   ) {
     if (itemsize < 1) throw new CodecError(`itemsize must be >= 1, got ${itemsize}`, ID);
     if (blocksize % 8 !== 0) throw new CodecError(`blocksize must be a multiple of 8, got ${blocksize}`, ID);
@@ -102,6 +106,8 @@ export class BitshuffleCodec implements BytesCodec {
       intOption(ID, config, "blocksize", 0),
       compression,
       decodedLimit(meta),
+      poolTask("hdf5_bitshuffle", config, meta),
+      chunkBytes(meta),
     );
   }
 
@@ -109,7 +115,11 @@ export class BitshuffleCodec implements BytesCodec {
     throw new CodecError("encoding is not implemented (decode only)", ID);
   }
 
-  decode(bytes: Uint8Array): Uint8Array {
+  decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    return decodePooled(this.task, bytes, Math.max(bytes.length, this.expected), (b) => this.decodeLocal(b));
+  }
+
+  decodeLocal(bytes: Uint8Array): Uint8Array {
     return this.compression === "lz4" ? this.decodeLz4(bytes) : this.decodePlain(bytes);
   }
 

@@ -7,7 +7,8 @@
  */
 import Bunzip from "seek-bzip";
 import { CodecError } from "../errors.js";
-import { type BytesCodec, type ChunkMeta, decodedLimit } from "./types.js";
+import { type PoolTask, decodePooled, poolTask } from "./pool.js";
+import { type BytesCodec, type ChunkMeta, chunkBytes, decodedLimit } from "./types.js";
 
 const ID = "bz2";
 
@@ -62,17 +63,25 @@ export class Bz2Codec implements BytesCodec {
   static readonly kind = "bytes_to_bytes";
   readonly kind = "bytes_to_bytes" as const;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly task: PoolTask = poolTask("bz2", {}),
+    private readonly expected = 0,
+  ) {}
 
-  static fromConfig(_config: unknown, meta?: ChunkMeta): Bz2Codec {
-    return new Bz2Codec(decodedLimit(meta));
+  static fromConfig(config: unknown, meta?: ChunkMeta): Bz2Codec {
+    return new Bz2Codec(decodedLimit(meta), poolTask("bz2", config, meta), chunkBytes(meta));
   }
 
   encode(): Uint8Array {
     throw new CodecError("encoding is not implemented (decode only; no bzip2 encoder is bundled)", ID);
   }
 
-  decode(bytes: Uint8Array): Uint8Array {
+  decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    return decodePooled(this.task, bytes, Math.max(bytes.length, this.expected), (b) => this.decodeLocal(b));
+  }
+
+  decodeLocal(bytes: Uint8Array): Uint8Array {
     return bz2Decompress(bytes, this.limit);
   }
 }

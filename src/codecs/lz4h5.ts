@@ -10,7 +10,8 @@
  */
 import { CodecError } from "../errors.js";
 import { lz4DecodeBlock } from "./lz4-block.js";
-import { type BytesCodec, type ChunkMeta, checkSize, decodedLimit, readU32BE, readU64BE } from "./types.js";
+import { type PoolTask, decodePooled, poolTask } from "./pool.js";
+import { type BytesCodec, type ChunkMeta, checkSize, chunkBytes, decodedLimit, readU32BE, readU64BE } from "./types.js";
 
 const ID = "lz4h5";
 
@@ -48,17 +49,25 @@ export class Lz4h5Codec implements BytesCodec {
   static readonly kind = "bytes_to_bytes";
   readonly kind = "bytes_to_bytes" as const;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly task: PoolTask = poolTask("imagecodecs_lz4h5", {}),
+    private readonly expected = 0,
+  ) {}
 
-  static fromConfig(_config: unknown, meta?: ChunkMeta): Lz4h5Codec {
-    return new Lz4h5Codec(decodedLimit(meta));
+  static fromConfig(config: unknown, meta?: ChunkMeta): Lz4h5Codec {
+    return new Lz4h5Codec(decodedLimit(meta), poolTask("imagecodecs_lz4h5", config, meta), chunkBytes(meta));
   }
 
   encode(): Uint8Array {
     throw new CodecError("encoding is not implemented (decode only)", ID);
   }
 
-  decode(bytes: Uint8Array): Uint8Array {
+  decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    return decodePooled(this.task, bytes, Math.max(bytes.length, this.expected), (b) => this.decodeLocal(b));
+  }
+
+  decodeLocal(bytes: Uint8Array): Uint8Array {
     return lz4h5Decompress(bytes, this.limit);
   }
 }

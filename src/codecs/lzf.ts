@@ -9,7 +9,8 @@
  * the output. The `header: true` form (imagecodecs) is not used by HDF5 and is rejected.
  */
 import { CodecError } from "../errors.js";
-import { type BytesCodec, type ChunkMeta, decodedLimit } from "./types.js";
+import { type PoolTask, decodePooled, poolTask } from "./pool.js";
+import { type BytesCodec, type ChunkMeta, chunkBytes, decodedLimit } from "./types.js";
 
 export function lzfDecompress(src: Uint8Array, limit: number): Uint8Array {
   let out = new Uint8Array(Math.min(limit, Math.max(64, src.length * 4)));
@@ -59,21 +60,29 @@ export class LzfCodec implements BytesCodec {
   static readonly kind = "bytes_to_bytes";
   readonly kind = "bytes_to_bytes" as const;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly task: PoolTask = poolTask("imagecodecs_lzf", {}),
+    private readonly expected = 0,
+  ) {}
 
   static fromConfig(config: unknown, meta?: ChunkMeta): LzfCodec {
     const header = typeof config === "object" && config !== null ? (config as { header?: unknown }).header : undefined;
     if (header === true) {
       throw new CodecError("only the header-less LZF stream (header: false) that HDF5 stores is supported", "lzf");
     }
-    return new LzfCodec(decodedLimit(meta));
+    return new LzfCodec(decodedLimit(meta), poolTask("imagecodecs_lzf", config, meta), chunkBytes(meta));
   }
 
   encode(): Uint8Array {
     throw new CodecError("encoding is not implemented (decode only)", "lzf");
   }
 
-  decode(bytes: Uint8Array): Uint8Array {
+  decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    return decodePooled(this.task, bytes, Math.max(bytes.length, this.expected), (b) => this.decodeLocal(b));
+  }
+
+  decodeLocal(bytes: Uint8Array): Uint8Array {
     return lzfDecompress(bytes, this.limit);
   }
 }

@@ -5,14 +5,19 @@
  * place at the end, as H5Zshuffle.c does, instead of being dropped.
  */
 import { CodecError } from "../errors.js";
+import { type PoolTask, offloadDecode, poolTask } from "./pool.js";
 import { type BytesCodec, type ChunkMeta, bytesPerElement, intOption } from "./types.js";
 
 export class ShuffleCodec implements BytesCodec {
   static readonly kind = "bytes_to_bytes";
   readonly kind = "bytes_to_bytes" as const;
 
+  private readonly task: PoolTask;
+
   constructor(readonly elementSize: number) {
     if (elementSize < 1) throw new CodecError(`elementsize must be >= 1, got ${elementSize}`, "shuffle");
+    // The resolved size is the whole configuration a worker needs.
+    this.task = poolTask("shuffle", { elementsize: elementSize });
   }
 
   static fromConfig(config: unknown, meta?: ChunkMeta): ShuffleCodec {
@@ -24,7 +29,12 @@ export class ShuffleCodec implements BytesCodec {
     return transpose(bytes, this.elementSize, true);
   }
 
-  decode(bytes: Uint8Array): Uint8Array {
+  decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    if (this.elementSize === 1) return bytes;
+    return offloadDecode(this.task, bytes, bytes.length, () => this.decodeLocal(bytes)) ?? this.decodeLocal(bytes);
+  }
+
+  decodeLocal(bytes: Uint8Array): Uint8Array {
     return transpose(bytes, this.elementSize, false);
   }
 }

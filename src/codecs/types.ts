@@ -23,6 +23,11 @@ export interface BytesCodec {
   readonly kind: "bytes_to_bytes";
   encode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
   decode(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Decode on the calling thread, never through the codec pool: what a pool worker runs, and what
+   * `decode` falls back to for small chunks. Codecs without it always decode inline.
+   */
+  decodeLocal?(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }
 
 /** The static side zarrita's registry resolves to. */
@@ -60,6 +65,12 @@ export function decodedLimit(meta?: ChunkMeta): number {
   if (size === undefined) return DEFAULT_MAX_DECODED_BYTES;
   const n = meta.shape.reduce((a, b) => a * b, 1);
   return Math.min(n * size + (1 << 20), DEFAULT_MAX_DECODED_BYTES);
+}
+
+/** Bytes of one whole decoded chunk, or undefined without metadata or for variable-size types. */
+export function chunkBytes(meta?: ChunkMeta): number | undefined {
+  const size = meta ? BYTES_PER_ELEMENT[meta.dataType] : undefined;
+  return size === undefined ? undefined : meta!.shape.reduce((a, b) => a * b, size);
 }
 
 /** zarrita's element size for a data type, or undefined for variable-size types. */

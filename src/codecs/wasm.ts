@@ -9,7 +9,8 @@
  * (not the HDF5 lz4 framing; see lz4h5.ts).
  */
 import { CodecError } from "../errors.js";
-import { type BytesCodec, type ChunkMeta, type CodecConfig, checkSize, decodedLimit, readU32LE } from "./types.js";
+import { type PoolTask, offloadDecode, poolTask } from "./pool.js";
+import { type BytesCodec, type ChunkMeta, type CodecConfig, checkSize, chunkBytes, decodedLimit, readU32LE } from "./types.js";
 
 interface WasmCodec {
   encode(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
@@ -58,6 +59,8 @@ class WasmWrapped implements BytesCodec {
     private readonly inner: WasmCodec,
     private readonly check: HeaderCheck,
     private readonly limit: number,
+    private readonly task: PoolTask,
+    private readonly expected: number,
   ) {}
 
   async encode(bytes: Uint8Array): Promise<Uint8Array> {
@@ -69,6 +72,13 @@ class WasmWrapped implements BytesCodec {
   }
 
   async decode(bytes: Uint8Array): Promise<Uint8Array> {
+    // The header check is cheap and stays here, so a bad frame fails before any thread hop.
+    this.check(bytes, this.limit);
+    const work = Math.max(bytes.length, this.expected);
+    return (await offloadDecode(this.task, bytes, work, () => this.decodeLocal(bytes))) ?? this.decodeLocal(bytes);
+  }
+
+  async decodeLocal(bytes: Uint8Array): Promise<Uint8Array> {
     this.check(bytes, this.limit);
     let out: Uint8Array;
     try {
@@ -92,7 +102,8 @@ function wrapped(id: string, load: () => Promise<WasmCodecClass>, check: HeaderC
       kind: "bytes_to_bytes" as const,
       fromConfig(config: unknown, meta?: ChunkMeta): BytesCodec {
         const cfg = { ...(typeof config === "object" && config !== null ? config : {}), id } as CodecConfig;
-        return new WasmWrapped(id, Inner.fromConfig(cfg), check, decodedLimit(meta));
+        const task = poolTask(id, config, meta);
+        return new WasmWrapped(id, Inner.fromConfig(cfg), check, decodedLimit(meta), task, chunkBytes(meta) ?? 0);
       },
     };
   };

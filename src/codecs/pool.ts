@@ -1,0 +1,326 @@
+/**
+ * A process-wide pool of worker threads that decodes chunks for our registered codecs, so inflate,
+ * unshuffle and the JavaScript/wasm decompressors leave the main thread, which is left with store
+ * requests and zarrita's copy into the output.
+ *
+ * A codec asks `offloadDecode`; it answers undefined (decode here) when the pool is off, the chunk is
+ * small (a message round trip costs tens of microseconds), or no compiled worker script exists. The
+ * worker rebuilds the codec from its registry id, configuration and chunk meta, so both sides run
+ * the same code. Inputs are copied into a fresh buffer only when a task is sent (zarrita queues every
+ * chunk of a read at once; copies at enqueue time would double the memory), except buffers the pool
+ * itself produced, which are handed on without a copy (zlib's output going to shuffle).
+ */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker, isMainThread } from "node:worker_threads";
+import { CodecError } from "../errors.js";
+import type { ChunkMeta } from "./types.js";
+
+/** What a worker needs to rebuild a codec: its registry id, configuration and chunk metadata. */
+export interface PoolTask {
+  /** The v2 id the codec is registered under (`zlib`, `shuffle`, `hdf5_bitshuffle`, ...). */
+  readonly id: string;
+  readonly config: unknown;
+  readonly meta?: ChunkMeta;
+  /** id + config + meta, so a worker builds each distinct codec once. */
+  readonly key: string;
+}
+
+export type PoolRequest =
+  | { kind: "decode"; seq: number; id: string; key: string; config: unknown; meta?: ChunkMeta; bytes: Uint8Array }
+  | { kind: "exit"; code: number };
+
+export type PoolReply =
+  | { seq: number; ok: true; bytes: Uint8Array }
+  | { seq: number; ok: false; message: string; codec: string; chunkKey?: string };
+
+/** Below this many bytes (encoded or decoded, whichever is larger) a chunk decodes inline. */
+export const DEFAULT_MIN_BYTES = 32 << 10;
+/** Two tasks per worker: one running, one waiting, so a worker never idles for a round trip. */
+const IN_FLIGHT_PER_WORKER = 2;
+/** Workers that die this many times in a row without finishing a task mean the pool is broken. */
+const MAX_CONSECUTIVE_CRASHES = 3;
+
+export function poolTask(id: string, config: unknown, meta?: ChunkMeta): PoolTask {
+  // zarrita's chunk meta carries more than codecs read; only what survives a structured clone goes.
+  const plainMeta = meta ? { dataType: meta.dataType, shape: [...meta.shape] } : undefined;
+  return { id, config, meta: plainMeta, key: JSON.stringify([id, config ?? null, plainMeta ?? null]) };
+}
+
+/** Buffers the pool returned: safe to transfer to a worker again without copying. */
+const produced = new WeakSet<ArrayBufferLike>();
+
+interface Job {
+  task: PoolTask;
+  bytes: Uint8Array;
+  fallback: () => Uint8Array | Promise<Uint8Array>;
+  resolve(bytes: Uint8Array): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  jobs: Map<number, Job>;
+  error?: Error;
+  /** Has finished a task: a crash after this is the task's, before it maybe the worker's start. */
+  replied: boolean;
+}
+
+export interface CodecPoolStats {
+  /** Decodes sent to a worker. */
+  dispatched: number;
+  /** Workers that exited or crashed while the pool was open. */
+  crashes: number;
+  /** Worker threads started (including replacements). */
+  started: number;
+}
+
+export class CodecPool {
+  private readonly slots: Slot[] = [];
+  private queue: Job[] = [];
+  private head = 0;
+  private urgent: Job[] = [];
+  private seq = 0;
+  private crashesInARow = 0;
+  private broken = false;
+  private closing = false;
+  private drained?: () => void;
+  readonly stats: CodecPoolStats = { dispatched: 0, crashes: 0, started: 0 };
+
+  constructor(
+    readonly threads: number,
+    private readonly script: URL,
+  ) {
+    if (!Number.isInteger(threads) || threads < 1) throw new CodecError(`a pool needs >= 1 thread, got ${threads}`, "pool");
+  }
+
+  /** Decode in a worker; `fallback` decodes here if the pool turns out unusable. */
+  decode(task: PoolTask, bytes: Uint8Array, fallback: Job["fallback"]): Promise<Uint8Array> {
+    if (this.broken || this.closing) return Promise.resolve().then(fallback);
+    return new Promise((resolve, reject) => {
+      const job = { task, bytes, fallback, resolve, reject };
+      // A chunk's later stages (shuffle after zlib) go first: behind the thousands of first stages
+      // zarrita queues, every intermediate result of a read would wait in memory at once.
+      if (produced.has(bytes.buffer)) this.urgent.push(job);
+      else this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /** Test hook: the next worker to receive a message calls process.exit(code) before its tasks. */
+  crashForTest(code = 7): void {
+    const slot = this.slots[0] ?? this.spawn();
+    slot.worker.postMessage({ kind: "exit", code } satisfies PoolRequest);
+  }
+
+  /** Waits for queued and running decodes, then stops the workers. */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.pending() > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+  }
+
+  private pending(): number {
+    return this.queue.length - this.head + this.urgent.length + this.slots.reduce((n, s) => n + s.jobs.size, 0);
+  }
+
+  private pump(): void {
+    while (this.urgent.length > 0 || this.head < this.queue.length) {
+      const slot = this.freeSlot();
+      if (!slot) return;
+      let job = this.urgent.shift();
+      if (!job) {
+        job = this.queue[this.head];
+        this.queue[this.head++] = undefined as unknown as Job;
+      }
+      this.send(slot, job);
+    }
+    this.queue = [];
+    this.head = 0;
+    if (this.closing && this.pending() === 0) this.drained?.();
+  }
+
+  private freeSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) if (s.jobs.size < IN_FLIGHT_PER_WORKER && (!best || s.jobs.size < best.jobs.size)) best = s;
+    if (best?.jobs.size === 0) return best;
+    if (this.slots.length < this.threads) return this.spawn();
+    return best;
+  }
+
+  private spawn(): Slot {
+    // Flags for the main script (`--input-type` with `-e`, say) can stop a worker from starting.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+    const worker = new Worker(this.script, { execArgv });
+    const slot: Slot = { worker, jobs: new Map(), replied: false };
+    worker.unref(); // an idle pool never keeps the process alive
+    worker.on("message", (reply: PoolReply) => this.settle(slot, reply));
+    worker.on("error", (error) => (slot.error = error));
+    worker.on("exit", (code) => this.lost(slot, code));
+    this.slots.push(slot);
+    this.stats.started++;
+    return slot;
+  }
+
+  private send(slot: Slot, job: Job): void {
+    let bytes = job.bytes;
+    if (produced.has(bytes.buffer)) produced.delete(bytes.buffer);
+    else bytes = bytes.slice(); // callers' views into shared blocks must stay intact
+    const seq = ++this.seq;
+    const { id, key, config, meta } = job.task;
+    try {
+      slot.worker.postMessage({ kind: "decode", seq, id, key, config, meta, bytes } satisfies PoolRequest, [bytes.buffer as ArrayBuffer]);
+    } catch {
+      // A configuration that cannot cross threads (a function, say): decode it here instead.
+      Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
+      return;
+    }
+    if (slot.jobs.size === 0) slot.worker.ref(); // a pending decode keeps the process alive
+    slot.jobs.set(seq, job);
+    this.stats.dispatched++;
+  }
+
+  private settle(slot: Slot, reply: PoolReply): void {
+    const job = slot.jobs.get(reply.seq);
+    slot.jobs.delete(reply.seq);
+    slot.replied = true;
+    if (slot.jobs.size === 0) slot.worker.unref();
+    this.crashesInARow = 0;
+    if (job) {
+      if (reply.ok) {
+        produced.add(reply.bytes.buffer);
+        job.resolve(reply.bytes);
+      } else job.reject(new CodecError(reply.message, reply.codec, reply.chunkKey));
+    }
+    this.pump();
+  }
+
+  private lost(slot: Slot, code: number): void {
+    const at = this.slots.indexOf(slot);
+    if (at >= 0) this.slots.splice(at, 1);
+    const why = slot.error ? `crashed (${slot.error.message})` : `exited with code ${code}`;
+    const startFailed = slot.error !== undefined && !slot.replied;
+    for (const job of slot.jobs.values()) {
+      if (startFailed) {
+        // The worker threw before decoding anything (cannot load its modules?): not the chunk's fault.
+        Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
+        continue;
+      }
+      job.reject(
+        new CodecError(`the decoding worker thread ${why} while decoding ${job.bytes.length} bytes; the read can be retried`, job.task.id, undefined, {
+          cause: slot.error,
+        }),
+      );
+    }
+    slot.jobs.clear();
+    if (at < 0) return; // terminated by close()
+    this.stats.crashes++;
+    if (++this.crashesInARow >= MAX_CONSECUTIVE_CRASHES) {
+      // Workers that cannot even start (a broken build): decode the rest here.
+      this.broken = true;
+      const rest = [...this.urgent.splice(0), ...this.queue.slice(this.head)];
+      this.queue = [];
+      this.head = 0;
+      for (const job of rest) Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
+    }
+    this.pump(); // replacements start on demand
+  }
+}
+
+let configuredThreads: number | undefined;
+let minBytes = DEFAULT_MIN_BYTES;
+let shared: CodecPool | undefined;
+let scriptChecked = false;
+let script: URL | undefined;
+
+/**
+ * Number of decoding worker threads for this process: 0 turns the pool off (every codec decodes on
+ * the calling thread). Default `min(os.availableParallelism(), 4)` on the main thread, or the
+ * environment variable ACTIVESTORE_CODEC_THREADS; worker threads of their own decode inline.
+ * `minBytes` (default 32 KiB) is the chunk size below which decoding stays inline.
+ */
+export function setCodecThreads(threads: number, options: { minBytes?: number } = {}): void {
+  if (!Number.isInteger(threads) || threads < 0) throw new CodecError(`thread count must be an integer >= 0, got ${threads}`, "pool");
+  if (options.minBytes !== undefined) {
+    if (!Number.isInteger(options.minBytes) || options.minBytes < 0) {
+      throw new CodecError(`minBytes must be an integer >= 0, got ${options.minBytes}`, "pool");
+    }
+    minBytes = options.minBytes;
+  }
+  configuredThreads = threads;
+  if (shared && shared.threads !== threads) {
+    void shared.close(); // running decodes finish; new ones go to the new pool
+    shared = undefined;
+  }
+}
+
+/** Threads the pool uses (or would use once started). */
+export function codecThreads(): number {
+  if (configuredThreads !== undefined) return configuredThreads;
+  const env = process.env.ACTIVESTORE_CODEC_THREADS;
+  if (env !== undefined && env.trim() !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new CodecError(`ACTIVESTORE_CODEC_THREADS must be an integer >= 0 (0 = decode on the main thread), got "${env}"`, "pool");
+    }
+    return n;
+  }
+  return isMainThread ? Math.min(availableParallelism(), 4) : 0;
+}
+
+/** The shared pool, if one is running (tests inspect its stats). */
+export function codecPool(): CodecPool | undefined {
+  return shared;
+}
+
+/** Stop the shared pool's workers (tests; a process never needs to: idle workers do not hold it). */
+export async function closeCodecPool(): Promise<void> {
+  const pool = shared;
+  shared = undefined;
+  await pool?.close();
+}
+
+/**
+ * Decode `bytes` in a worker, or undefined when the caller should decode inline. `work` is the
+ * larger of the encoded and the expected decoded size.
+ */
+export function offloadDecode(
+  task: PoolTask,
+  bytes: Uint8Array,
+  work: number,
+  fallback: () => Uint8Array | Promise<Uint8Array>,
+): Promise<Uint8Array> | undefined {
+  if (work < minBytes || bytes.length === 0) return undefined;
+  if (!shared) {
+    const threads = codecThreads();
+    if (threads === 0) return undefined;
+    const url = codecWorkerScript();
+    if (!url) return undefined;
+    shared = new CodecPool(threads, url);
+  }
+  return shared.decode(task, bytes, fallback);
+}
+
+/**
+ * The compiled worker next to this module. Under vitest this module is TypeScript source and a
+ * worker cannot load it, so use the dist/ twin that `npm test` builds; without one, decode inline.
+ */
+export function codecWorkerScript(): URL | undefined {
+  if (scriptChecked) return script;
+  scriptChecked = true;
+  const here = import.meta.url;
+  const candidate = here.endsWith(".ts") ? new URL("../../dist/codecs/pool-worker.js", here) : new URL("./pool-worker.js", here);
+  script = candidate.protocol === "file:" && existsSync(fileURLToPath(candidate)) ? candidate : undefined;
+  return script;
+}
+
+/** `local(bytes)` in a worker when the chunk qualifies, else right here. */
+export function decodePooled(
+  task: PoolTask,
+  bytes: Uint8Array,
+  work: number,
+  local: (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+): Uint8Array | Promise<Uint8Array> {
+  return offloadDecode(task, bytes, work, () => local(bytes)) ?? local(bytes);
+}
