@@ -114,6 +114,8 @@ export class Active {
   async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
     const before = this.counter.bytesRead;
     const moments = op === "variance" || op === "std" || options.components === true;
+    // Partials handed out (components) must merge with any others, so they keep everything.
+    const extremes = op === "min" || op === "max" || options.components === true;
     let partials: Partials;
     let chunks: number;
     let bytesReceived: number | undefined;
@@ -136,6 +138,7 @@ export class Active {
         axis: options.axis,
         missing: this.missing,
         moments,
+        extremes,
         concurrency: this.options.concurrency,
         memoryBudget: this.options.memoryBudget,
         signal: this.options.signal,

@@ -17,6 +17,8 @@ export interface ReduceOptions {
   missing?: MissingRules;
   /** Compute M2 for variance/std. */
   moments?: boolean;
+  /** Track min/max (default true); a mean, sum or count can leave them out. */
+  extremes?: boolean;
   /** Chunks read and reduced at once. Default 16. */
   concurrency?: number;
   /**
@@ -95,9 +97,10 @@ export async function reduceArray(
     );
   }
   const plan = planReduction(array.shape, selection, options.axis);
-  const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
+  const big = isBigintDtype(array.dtype);
+  const total = emptyPartials(plan.outShape, big, options.moments ?? false, big || options.extremes !== false);
   const tasks = planChunks(plan.slab, array.chunks);
-  const kernelOptions = { missing: options.missing, moments: options.moments };
+  const kernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
   const signal = options.signal;
   // The caller's signal goes to every read as is: a signal of our own (to cancel reads when one
   // fails) costs ~15 µs per chunk in listeners through the store layers, a tenth of what a whole

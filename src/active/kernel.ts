@@ -8,6 +8,7 @@
  * `skipNaN`; a NaN fill or missing value masks NaNs.
  */
 import { stridesOf } from "../util/strides.js";
+import { foldRun, type FloatLike, type FoldRules } from "./kernel-fold.js";
 import { emptyPartials, type Partials } from "./partials.js";
 import type { DimPiece } from "./plan.js";
 
@@ -49,6 +50,11 @@ export interface KernelOptions {
   missing?: MissingRules;
   /** Also compute M2 (for variance/std); costs a second pass. */
   moments?: boolean;
+  /**
+   * Track min/max (default true). Mean, sum and count do not need them; without them the fold of a
+   * run is one add per element. Partials then say `extremes: false` (64-bit integer data keeps them).
+   */
+  extremes?: boolean;
 }
 
 interface Runs {
@@ -133,14 +139,14 @@ function runsOf(sel: ChunkSelection): Runs {
 export function reduceChunk(sel: ChunkSelection, options: KernelOptions = {}): Partials {
   const runs = runsOf(sel);
   const big = sel.data instanceof BigInt64Array || sel.data instanceof BigUint64Array;
-  const partials = emptyPartials(runs.blockShape, big, options.moments ?? false);
+  const partials = emptyPartials(runs.blockShape, big, options.moments ?? false, big || options.extremes !== false);
   if (big) reduceBigint(sel.data as BigInt64Array | BigUint64Array, runs, partials, options.missing ?? {});
-  else reduceNumber(sel.data as Exclude<NumericArray, BigInt64Array | BigUint64Array>, runs, partials, options);
+  else reduceNumber(sel.data as FloatLike, runs, partials, options);
   return partials;
 }
 
 function reduceNumber(
-  data: Exclude<NumericArray, BigInt64Array | BigUint64Array>,
+  data: FloatLike,
   runs: Runs,
   p: Partials,
   options: KernelOptions,
@@ -163,12 +169,15 @@ function reduceNumber(
   const nan = p.nan;
   const more = rest.length > 0;
   const fold = new Float64Array(5);
+  const scratch = new Float64Array(8);
+  const foldRules: FoldRules = { m0, lo, hi, rest: more ? rest : null, skipNaN };
+  const extremes = options.extremes !== false;
   const isMissing = (v: number) => v === m0 || v < lo || v > hi || (more && rest.includes(v));
   runs.forEach((off, stride, n, o, ostride) => {
     if (ostride === 0) {
       // The run collapses into one output element (whole-array and most axis reductions): fold it
       // in a top-level function whose state is all locals, then write once.
-      foldRun(data, off, stride, n, m0, lo, hi, skipNaN, more ? rest : null, fold);
+      foldRun(data, off, stride, n, foldRules, extremes, scratch, fold);
       count[o] += fold[0];
       if (fold[4]) {
         nan[o] = 1;
@@ -180,22 +189,7 @@ function reduceNumber(
       if (fold[3] > max[o]) max[o] = fold[3];
       return;
     }
-    for (let j = 0; j < n; j++, off += stride, o += ostride) {
-      const v = data[off];
-      if (v !== v) {
-        if (!skipNaN) {
-          nan[o] = 1;
-          count[o]++;
-          sum[o] = NaN;
-        }
-        continue;
-      }
-      if (isMissing(v)) continue;
-      count[o]++;
-      sum[o] += v;
-      if (v < min[o]) min[o] = v;
-      if (v > max[o]) max[o] = v;
-    }
+    scatterRun(data, off, stride, n, o, ostride, foldRules, p);
   });
   if (!p.m2) return;
   const m2 = p.m2;
@@ -220,96 +214,30 @@ function reduceNumber(
   });
 }
 
-type FloatLike = Exclude<NumericArray, BigInt64Array | BigUint64Array>;
-
-/** Folds one run into `out` = [count, sum, min, max, sawNaN]. Kept free of closures for speed. */
-function foldRun(
-  data: FloatLike,
-  off: number,
-  stride: number,
-  n: number,
-  m0: number,
-  lo: number,
-  hi: number,
-  skipNaN: boolean,
-  rest: number[] | null,
-  out: Float64Array,
-): void {
-  // Most variables mask a fill value and nothing else; that loop has two compares in its one
-  // well-predicted branch and runs about 3× faster than the general one (bench/active.ts).
-  if (lo === -Infinity && hi === Infinity && rest === null) foldFillOnly(data, off, stride, n, m0, skipNaN, out);
-  else foldGeneral(data, off, stride, n, m0, lo, hi, skipNaN, rest, out);
-}
-
-function foldFillOnly(
-  data: FloatLike,
-  off: number,
-  stride: number,
-  n: number,
-  m0: number,
-  skipNaN: boolean,
-  out: Float64Array,
-): void {
-  // No counter in the loop: the count is n minus the rare values (fill, NaN), counted apart. The
-  // increment cost as much as the sum here, and made V8's code for this loop unstable.
-  let s = 0;
-  let lowest = Infinity;
-  let highest = -Infinity;
-  let rare = 0;
-  let nans = 0;
-  for (let j = 0; j < n; j++, off += stride) {
+/**
+ * A run whose elements go to successive output elements (a time-mean map walks rows of the map):
+ * one test for valid values (NaN fails the range test), then the rare cases apart. Top-level and
+ * closure-free for the same reason as foldRun; each output element still sums in run order.
+ */
+function scatterRun(data: FloatLike, off: number, stride: number, n: number, o: number, ostride: number, r: FoldRules, p: Partials): void {
+  const { m0, lo, hi, rest, skipNaN } = r;
+  const count = p.count;
+  const sum = p.sum as Float64Array;
+  const min = p.min as Float64Array;
+  const max = p.max as Float64Array;
+  for (let j = 0; j < n; j++, off += stride, o += ostride) {
     const v = data[off];
-    if (v !== m0 && v === v) {
-      s += v;
-      if (v < lowest) lowest = v;
-      if (v > highest) highest = v;
-    } else {
-      rare++;
-      if (v !== v) nans++;
-    }
-  }
-  out[0] = n - rare + (skipNaN ? 0 : nans);
-  out[1] = s;
-  out[2] = lowest;
-  out[3] = highest;
-  out[4] = !skipNaN && nans > 0 ? 1 : 0;
-}
-
-function foldGeneral(
-  data: FloatLike,
-  off: number,
-  stride: number,
-  n: number,
-  m0: number,
-  lo: number,
-  hi: number,
-  skipNaN: boolean,
-  rest: number[] | null,
-  out: Float64Array,
-): void {
-  let s = 0;
-  let lowest = Infinity;
-  let highest = -Infinity;
-  let rare = 0;
-  let nans = 0;
-  for (let j = 0; j < n; j++, off += stride) {
-    const v = data[off];
-    // NaN fails the range test, so valid values take one branch and NaNs the rare one; the count
-    // is n minus the rare values, as in foldFillOnly.
     if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
-      s += v;
-      if (v < lowest) lowest = v;
-      if (v > highest) highest = v;
-    } else {
-      rare++;
-      if (v !== v) nans++;
+      count[o]++;
+      sum[o] += v;
+      if (v < min[o]) min[o] = v;
+      if (v > max[o]) max[o] = v;
+    } else if (v !== v && !skipNaN) {
+      p.nan[o] = 1;
+      count[o]++;
+      sum[o] = NaN;
     }
   }
-  out[0] = n - rare + (skipNaN ? 0 : nans);
-  out[1] = s;
-  out[2] = lowest;
-  out[3] = highest;
-  out[4] = !skipNaN && nans > 0 ? 1 : 0;
 }
 
 function reduceBigint(data: BigInt64Array | BigUint64Array, runs: Runs, p: Partials, rules: MissingRules): void {

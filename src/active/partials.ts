@@ -20,9 +20,14 @@ export interface Partials {
   m2?: Float64Array;
   /** 1 where a NaN was seen (and NaNs are not skipped): numpy propagates it. */
   nan: Uint8Array;
+  /**
+   * false when min/max were not tracked (a mean, sum or count needs none): they hold ±Infinity and
+   * mean nothing. Merging such partials into others makes the result lack them too.
+   */
+  extremes?: boolean;
 }
 
-export function emptyPartials(shape: number[], bigint: boolean, moments: boolean): Partials {
+export function emptyPartials(shape: number[], bigint: boolean, moments: boolean, extremes = true): Partials {
   const n = shape.reduce((a, b) => a * b, 1);
   return {
     shape,
@@ -32,6 +37,7 @@ export function emptyPartials(shape: number[], bigint: boolean, moments: boolean
     max: bigint ? new Array<bigint>(n) : new Float64Array(n).fill(-Infinity),
     m2: moments ? new Float64Array(n) : undefined,
     nan: new Uint8Array(n),
+    ...(!extremes && { extremes: false }),
   };
 }
 
@@ -48,6 +54,7 @@ function meanOf(sum: number | bigint, count: number): number {
  * `into` and `block` must both be bigint or both float.
  */
 export function mergePartials(into: Partials, block: Partials, offset: readonly number[]): void {
+  if (block.extremes === false) into.extremes = false;
   const ndim = into.shape.length;
   const n = block.count.length;
   if (n === 0) return;
@@ -143,6 +150,7 @@ export function combinePartials(a: Partials, b: Partials): Partials {
     max: Array.isArray(a.max) ? [...a.max] : a.max.slice(),
     m2: a.m2?.slice(),
     nan: a.nan.slice(),
+    ...(a.extremes === false && { extremes: false }),
   };
   mergePartials(out, b, a.shape.map(() => 0));
   return out;

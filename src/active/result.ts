@@ -70,6 +70,9 @@ export function finalize(
   const offset = options.packing?.offset ?? 0;
   const packed = options.packing !== undefined;
   const ddof = options.ddof ?? 0;
+  if ((op === "min" || op === "max") && p.extremes === false) {
+    throw new Error(`${op} needs extremes: these partials were reduced without min/max`);
+  }
   for (let i = 0; i < n; i++) {
     const count = p.count[i];
     missing[i] = count === 0;
