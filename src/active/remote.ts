@@ -15,16 +15,13 @@
  * (p-retry, on the next server), 4xx fail at once. Chunks without a reference are reduced locally
  * as fill values.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import pRetry, { AbortError } from "p-retry";
-import { Pool } from "undici";
-import { Decoder } from "cbor-x";
 import { RequestError, UnsupportedFeatureError } from "../errors.js";
 import type { CodecConfig } from "../codecs/types.js";
 import { blockOffset, isBigintDtype, planReduction, type ReduceOptions } from "./engine.js";
 import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
+import { exchange, type Exchange } from "./remote-exchange.js";
 import type { Selection } from "./selection.js";
 
 /** Where one chunk's stored bytes are, and how to decode them. */
@@ -62,6 +59,13 @@ export interface RemoteOptions extends ReduceOptions {
   retries?: number;
   /** Per-request timeout in ms. Default 120 000. */
   timeoutMs?: number;
+  /**
+   * Chunks per request to activestore's server (`/v2/moments/batch`, consecutive chunks of one
+   * object read with one coalesced GET). Default 8, never more than half of `concurrency`, so at
+   * least two requests are in flight; 1 sends one `/v2/moments` per chunk. The stock Reductionist
+   * protocol always sends one chunk per request.
+   */
+  batch?: number;
 }
 
 export interface RemoteResult {
@@ -78,7 +82,6 @@ export interface RemoteResult {
 }
 
 const COMPRESSORS = new Set(["gzip", "zlib", "bz2", "zstd", "lz4", "blosc", "imagecodecs_lzf", "imagecodecs_lz4h5", "hdf5_bitshuffle"]);
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** JSON with bigints written as exact integer literals. */
 function toJson(value: unknown): string {
@@ -156,88 +159,6 @@ function chunkSelection(task: ChunkTask, chunkShape: readonly number[]): [number
   });
 }
 
-interface Exchange {
-  post(operation: string, body: string): Promise<Record<string, unknown>>;
-  requests: number;
-  bytesReceived: number;
-  /** Waits for requests in flight; `destroy` (after a failure) aborts them. */
-  close(destroy?: boolean): Promise<void>;
-}
-
-/**
- * One keep-alive undici Pool per server, sized to the chunks in flight. Not `fetch`: its WHATWG
- * request/response streams, cloned requests and per-request abort signals cost more CPU than the
- * rest of the client's work for a 150-byte answer (≈0.4 ms per request on the bench machine).
- */
-function exchange(options: RemoteOptions, connections: number): Exchange {
-  const bases = (typeof options.servers === "string" ? [options.servers] : [...options.servers]).map((s) => s.replace(/\/+$/, ""));
-  if (bases.length === 0) throw new RequestError("no active-storage server given");
-  const servers = bases.map((base) => {
-    const url = new URL(base);
-    return { base, path: url.pathname.replace(/\/+$/, ""), pool: new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 }) };
-  });
-  let next = 0;
-  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/cbor" };
-  if (options.credentials) {
-    const { username, password } = options.credentials;
-    headers.authorization = "Basic " + Buffer.from(`${username}:${password}`).toString("base64");
-  }
-  const timeout = options.timeoutMs ?? 120_000;
-  const retries = options.retries ?? 4;
-
-  const attempt = async (operation: string, body: string): Promise<Record<string, unknown>> => {
-    const server = servers[next++ % servers.length];
-    state.requests++;
-    // The server answers only when the reduction is done, so the header timeout is the request's deadline.
-    const res = await server.pool.request({
-      path: `${server.path}/v2/${operation}`, method: "POST", headers, body, signal: options.signal,
-      headersTimeout: timeout, bodyTimeout: timeout,
-    });
-    const bytes = new Uint8Array(await res.body.arrayBuffer());
-    state.bytesReceived += bytes.length;
-    if (res.statusCode === 200) return decoder.decode(bytes) as Record<string, unknown>;
-    let message = `active-storage server ${server.base} answered ${res.statusCode}`;
-    let causes: string[] = [];
-    try {
-      const err = JSON.parse(new TextDecoder().decode(bytes)) as { error?: { message?: string; caused_by?: string[] } };
-      if (err.error?.message) message += `: ${err.error.message}`;
-      causes = err.error?.caused_by ?? [];
-    } catch {
-      // not a Reductionist error body; the status says enough
-    }
-    const error = new RequestError(message + (causes.length ? ` (${causes.join("; ")})` : ""), res.statusCode, causes);
-    if (res.statusCode >= 500) throw error;
-    throw new AbortError(error);
-  };
-
-  const state: Exchange = {
-    requests: 0,
-    bytesReceived: 0,
-    async post(operation, body) {
-      // The first attempt outside p-retry: nearly every request succeeds at once, and p-retry's
-      // per-call setup shows in the profile at thousands of chunks.
-      try {
-        return await attempt(operation, body);
-      } catch (error) {
-        if (error instanceof AbortError) throw error.originalError;
-        if (retries <= 0 || options.signal?.aborted) throw error;
-      }
-      await sleep(100, undefined, options.signal ? { signal: options.signal } : {});
-      return pRetry(() => attempt(operation, body), {
-        retries: retries - 1,
-        minTimeout: 200,
-        maxTimeout: 5_000,
-        signal: options.signal,
-        shouldRetry: () => !options.signal?.aborted,
-      });
-    },
-    async close(destroy = false) {
-      await Promise.all(servers.map((s) => (destroy ? s.pool.destroy() : s.pool.close()).catch(() => undefined)));
-    },
-  };
-  return state;
-}
-
 type Fields = Record<string, unknown>;
 
 function momentsPartials(r: Fields, shape: number[], dtype: string, moments: boolean): Partials {
@@ -313,8 +234,9 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
   const collapsedAxes = plan.collapsed.flatMap((c, d) => (c ? [d] : []));
   const allCollapsed = collapsedAxes.length === array.shape.length;
   const concurrency = Math.max(1, options.concurrency ?? 16);
+  const perRequest = protocol === "moments" ? Math.max(1, Math.min(options.batch ?? 8, Math.floor(concurrency / 2))) : 1;
   // Each chunk in flight holds one connection (three with the stock protocol's sum/min/max).
-  const x = exchange(options, protocol === "reductionist" ? 3 * concurrency : concurrency);
+  const x = exchange(options, protocol === "reductionist" ? 3 * concurrency : Math.ceil(concurrency / perRequest));
 
   // Every field but the chunk's own (url, offset, size, selection) is the same for all chunks of
   // an array, so it is serialised once per codec list, not once per request.
@@ -341,38 +263,73 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
     return shared.json;
   };
 
-  const reduceTask = async (task: ChunkTask): Promise<Partials> => {
-    const blockShape = task.pieces.filter((_, d) => !plan.collapsed[d]).map((p) => p.count);
-    const ref = await array.chunk(task.coords);
-    if (!ref) {
-      result.fillChunks++;
-      const n = array.chunks.reduce((a, b) => a * b, 1);
-      return reduceChunk(
-        { data: typedFill(array.dtype, n, array.fillValue), chunkShape: array.chunks, order: array.order, pieces: task.pieces, collapsed: plan.collapsed },
-        { missing: options.missing, moments: options.moments },
-      );
-    }
-    result.bytesReduced += ref.size;
-    const body =
-      `{"url":${JSON.stringify(ref.url)},"offset":${JSON.stringify(ref.offset)},"size":${JSON.stringify(ref.size)},` +
-      `"selection":${JSON.stringify(chunkSelection(task, array.chunks))},${sharedFields(ref.codecs)}}`;
-    if (protocol === "reductionist") return reductionistPartials(x, body, blockShape, array.dtype);
-    const r = await x.post("moments", body);
-    return momentsPartials(r, blockShape, array.dtype, options.moments ?? false);
+  const fillBlock = (task: ChunkTask): Partials => {
+    result.fillChunks++;
+    const n = array.chunks.reduce((a, b) => a * b, 1);
+    return reduceChunk(
+      { data: typedFill(array.dtype, n, array.fillValue), chunkShape: array.chunks, order: array.order, pieces: task.pieces, collapsed: plan.collapsed },
+      { missing: options.missing, moments: options.moments },
+    );
+  };
+  const blockShape = (task: ChunkTask) => task.pieces.filter((_, d) => !plan.collapsed[d]).map((p) => p.count);
+  const chunkFields = (task: ChunkTask, ref: RemoteChunk) =>
+    `"url":${JSON.stringify(ref.url)},"offset":${JSON.stringify(ref.offset)},"size":${JSON.stringify(ref.size)},` +
+    `"selection":${JSON.stringify(chunkSelection(task, array.chunks))}`;
+  const fromMoments = (r: Fields, task: ChunkTask) => momentsPartials(r, blockShape(task), array.dtype, options.moments ?? false);
+
+  /** The chunks' blocks, in order: fill chunks here, the rest one request per chunk or per batch. */
+  const reduceTasks = async (group: readonly ChunkTask[]): Promise<Partials[]> => {
+    const refs = await Promise.all(group.map((task) => array.chunk(task.coords)));
+    const blocks = new Array<Partials>(group.length);
+    const batches = new Map<string, number[]>(); // shared fields → members
+    refs.forEach((ref, i) => {
+      if (!ref) return void (blocks[i] = fillBlock(group[i]));
+      result.bytesReduced += ref.size;
+      const shared = sharedFields(ref.codecs);
+      batches.set(shared, [...(batches.get(shared) ?? []), i]);
+    });
+    await Promise.all(
+      [...batches].map(async ([shared, members]) => {
+        if (members.length === 1 || protocol === "reductionist") {
+          return Promise.all(members.map(async (i) => {
+            const body = `{${chunkFields(group[i], refs[i]!)},${shared}}`;
+            blocks[i] =
+              protocol === "reductionist"
+                ? await reductionistPartials(x, body, blockShape(group[i]), array.dtype)
+                : fromMoments(await x.post("moments", body), group[i]);
+          }));
+        }
+        const body = `{${shared},"chunks":[${members.map((i) => `{${chunkFields(group[i], refs[i]!)}}`).join(",")}]}`;
+        const r = await x.post("moments/batch", body);
+        const answers = r.results as Fields[] | undefined;
+        if (!Array.isArray(answers) || answers.length !== members.length) {
+          throw new RequestError(`server answered ${Array.isArray(answers) ? answers.length : "no"} results for a batch of ${members.length}`, 502);
+        }
+        members.forEach((i, j) => (blocks[i] = fromMoments(answers[j], group[i])));
+      }),
+    );
+    return blocks;
   };
 
-  // Bounded concurrency; blocks merged strictly in plan order.
+  // Bounded concurrency (chunks in flight ≤ concurrency); blocks merged strictly in plan order.
   const tasks = planChunks(plan.slab, array.chunks);
   const pending = new Map<number, { task: ChunkTask; block: Partials }>();
   let issued = 0;
   let merged = 0;
   let failed = false;
   const worker = async () => {
-    for (let next = tasks.next(); !next.done && !failed; next = tasks.next()) {
-      const index = issued++;
-      const task = next.value;
-      const block = await reduceTask(task);
-      pending.set(index, { task, block });
+    while (!failed) {
+      const group: ChunkTask[] = [];
+      while (group.length < perRequest) {
+        const next = tasks.next();
+        if (next.done) break;
+        group.push(next.value);
+      }
+      if (group.length === 0) return;
+      const first = issued;
+      issued += group.length;
+      const blocks = await reduceTasks(group);
+      group.forEach((task, i) => pending.set(first + i, { task, block: blocks[i] }));
       while (pending.has(merged)) {
         const done = pending.get(merged)!;
         pending.delete(merged++);
@@ -384,7 +341,7 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
   let ok = false;
   try {
     await Promise.all(
-      Array.from({ length: concurrency }, () =>
+      Array.from({ length: Math.ceil(concurrency / perRequest) }, () =>
         worker().catch((error: unknown) => {
           failed = true;
           throw error;

@@ -22,7 +22,7 @@ export interface EncodeOptions {
   countAsBytes: boolean;
 }
 
-export function encodeResponse(result: OperationResult, options: EncodeOptions): Uint8Array {
+function responseBody(result: OperationResult, options: EncodeOptions): Record<string, unknown> {
   const body: Record<string, unknown> = {
     bytes: result.bytes,
     dtype: result.dtype,
@@ -33,7 +33,16 @@ export function encodeResponse(result: OperationResult, options: EncodeOptions):
     byte_order: "little",
   };
   if (result.moments) Object.assign(body, result.moments);
-  return encoder.encode(body);
+  return body;
+}
+
+export function encodeResponse(result: OperationResult, options: EncodeOptions): Uint8Array {
+  return encoder.encode(responseBody(result, options));
+}
+
+/** A batch's answer (our extension): `{results: [...]}`, one single-request answer per chunk, in order. */
+export function encodeBatch(results: readonly { result: OperationResult; options: EncodeOptions }[]): Uint8Array {
+  return encoder.encode({ results: results.map((r) => responseBody(r.result, r.options)) });
 }
 
 export function decodeCbor(bytes: Uint8Array): unknown {

@@ -184,7 +184,44 @@ function parseCodec(name: string, v: JsonValue, ids: readonly string[], dtype: D
 
 /** Parses and validates a request body for `operation`; throws RequestError (400) naming the field. */
 export function parseRequest(operation: Operation, body: string, limits: RequestLimits): ReductionRequest {
+  return requestOf(operation, parseJson(body), limits);
+}
+
+/** Fields a batch's chunk may set; every other field is shared by the whole batch. */
+export const BATCH_CHUNK_FIELDS = ["url", "offset", "size", "selection"];
+/** Chunks in one batch; the body limit bounds it too. */
+export const MAX_BATCH_CHUNKS = 1024;
+
+/**
+ * Our batch extension (`POST /v2/<operation>/batch`): one body of shared request fields plus
+ * `chunks`, a list of {url, offset, size, selection}; each chunk is validated as a whole request
+ * (the shared fields with its own laid over them), and errors name the chunk.
+ */
+export function parseBatch(operation: Operation, body: string, limits: RequestLimits): ReductionRequest[] {
   const json = parseJson(body);
+  if (!isObject(json)) return bad(`expected a JSON object, got ${show(json)}`);
+  const { chunks, ...shared } = json;
+  if (!Array.isArray(chunks) || chunks.length === 0) {
+    return bad(`chunks: expected a non-empty list of {${BATCH_CHUNK_FIELDS.join(", ")}}, got ${show(chunks)}`);
+  }
+  if (chunks.length > MAX_BATCH_CHUNKS) bad(`chunks: ${chunks.length} chunks is over the limit of ${MAX_BATCH_CHUNKS} per batch`);
+  return chunks.map((chunk, i) => {
+    if (!isObject(chunk)) return bad(`chunks[${i}]: expected an object, got ${show(chunk)}`);
+    for (const key of Object.keys(chunk)) {
+      if (!BATCH_CHUNK_FIELDS.includes(key)) bad(`chunks[${i}]: unknown field \`${key}\`, expected one of ${BATCH_CHUNK_FIELDS.join(", ")}`);
+    }
+    try {
+      return requestOf(operation, { ...shared, ...chunk }, limits);
+    } catch (error) {
+      if (error instanceof RequestError) {
+        throw new RequestError(error.message, error.status, error.causedBy.map((c) => `chunks[${i}]: ${c}`));
+      }
+      throw error;
+    }
+  });
+}
+
+function requestOf(operation: Operation, json: JsonValue, limits: RequestLimits): ReductionRequest {
   if (!isObject(json)) return bad(`expected a JSON object, got ${show(json)}`);
   for (const key of Object.keys(json)) if (!FIELDS.includes(key)) bad(`unknown field \`${key}\`, expected one of ${FIELDS.join(", ")}`);
   const field = (k: string) => (json[k] === null ? undefined : json[k]);

@@ -12,17 +12,16 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { RequestError } from "../errors.js";
 import { registerCodecs } from "../codecs/index.js";
-import { encodeResponse } from "./cbor.js";
-import { ChunkCache, cacheKey } from "./cache.js";
+import { ChunkCache } from "./cache.js";
 import { CodecChains } from "./chains.js";
 import { defaultConfig, type LogEntry, type ServerConfig } from "./config.js";
 import { errorResponse } from "./errors.js";
 import { MemoryBudget, Semaphore } from "./limits.js";
 import { Metrics } from "./metrics.js";
-import { runOperation } from "./operations.js";
-import { ITEM_SIZE, OPERATIONS, parseRequest, type Operation, type ReductionRequest } from "./request.js";
+import { Reducer } from "./reduce.js";
+import { OPERATIONS, type Operation } from "./request.js";
 import { REQUEST_SCHEMA } from "./schema.js";
-import { basicAuth, checkHost, credentialsId, Upstream } from "./upstream.js";
+import { Upstream } from "./upstream.js";
 
 export interface ReductionServer {
   /** `http(s)://host:port` once listening. */
@@ -48,12 +47,6 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Bytes a request holds at its peak: the fetched range, the decoded bytes and the typed copy. */
-function memoryFor(req: ReductionRequest, fetched: number): number {
-  const decoded = req.shape ? req.shape.reduce((a, b) => a * b, ITEM_SIZE[req.dtype]) : fetched;
-  return fetched + 2 * decoded;
-}
-
 export async function startServer(options: Partial<ServerConfig> = {}): Promise<ReductionServer> {
   const config: ServerConfig = { ...defaultConfig(), ...options };
   const log = config.logger ?? defaultLogger;
@@ -75,37 +68,9 @@ export async function startServer(options: Partial<ServerConfig> = {}): Promise<
   const chains = new CodecChains(64);
   const limits = { maxChunkBytes: config.maxChunkBytes, maxDecodedBytes: config.maxDecodedBytes, maxDims: config.maxDims };
 
-  async function reduce(operation: Operation, httpReq: IncomingMessage, signal: AbortSignal, note: Record<string, unknown>) {
-    const body = await readBody(httpReq, config.maxBodyBytes);
-    const req = parseRequest(operation, body, limits);
-    note.upstream = req.url.origin + req.url.pathname;
-    note.interface_type = req.interfaceType;
-    await checkHost(req.url, config.allowHosts);
-    const credentials = basicAuth(httpReq.headers.authorization);
-    const length = req.size ?? Math.max(0, (await upstream.size(req, credentials, signal)) - req.offset);
-    if (length === 0) throw new RequestError("request data is not valid", 400, [`offset ${req.offset} is at or past the end of the object`]);
-    if (length > config.maxChunkBytes) {
-      throw new RequestError("request data is not valid", 400, [`${length} bytes to read is over this server's limit of ${config.maxChunkBytes}`]);
-    }
-    const release = await budget.acquire(memoryFor(req, length), signal);
-    try {
-      const key = cache && !req.disableChunkCache ? cacheKey(req.url.href, req.offset, length, credentialsId(credentials)) : undefined;
-      let raw = key ? await cache!.get(key) : undefined;
-      if (key) raw ? metrics.cacheHits++ : metrics.cacheMisses++;
-      if (!raw) {
-        raw = await upstream.read(req, length, credentials, signal);
-        metrics.upstreamBytes += raw.length;
-        if (key) await cache!.set(key, raw).catch((error: unknown) => log({ level: "error", msg: "chunk cache write failed", error: String(error) }));
-      }
-      note.fetched = raw.length;
-      signal.throwIfAborted();
-      const decoded = req.codecs.length === 0 ? raw : await (await chains.get(req)).decode(raw, req.url.pathname);
-      const result = await compute.run(() => runOperation(req, decoded));
-      return encodeResponse(result, { shapeAsBytes: req.shapeAsBytes, countAsBytes: req.countAsBytes });
-    } finally {
-      release();
-    }
-  }
+  const reducer = new Reducer({
+    allowHosts: config.allowHosts, limits, budget, compute, cache, upstream, metrics, chains, log,
+  });
 
   const inflight = new Set<Promise<void>>();
   async function handle(httpReq: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -136,13 +101,15 @@ export async function startServer(options: Partial<ServerConfig> = {}): Promise<
       if (path === "/.well-known/reductionist-schema" && httpReq.method === "GET") {
         return send(200, "application/schema+json", JSON.stringify(REQUEST_SCHEMA, null, 2));
       }
-      const m = /^\/v2\/([^/]+)$/.exec(path);
+      const m = /^\/v2\/([^/]+)(\/batch)?$/.exec(path);
       if (!m) throw new RequestError(`no route for ${path}`, 404);
       const op = decodeURIComponent(m[1]);
       if (!(OPERATIONS as readonly string[]).includes(op)) throw new RequestError(`unsupported operation ${op}`, 404);
       if (httpReq.method !== "POST") throw new RequestError(`method ${httpReq.method} not allowed, use POST`, 405);
-      operation = op;
-      const payload = await reduce(op as Operation, httpReq, signal, note);
+      operation = m[2] ? `${op}/batch` : op;
+      const body = await readBody(httpReq, config.maxBodyBytes);
+      const run = m[2] ? reducer.batch : reducer.one;
+      const payload = await run.call(reducer, op as Operation, body, httpReq.headers.authorization, signal, note);
       interfaceType = note.interface_type as string;
       send(200, "application/cbor", payload);
     } catch (error) {

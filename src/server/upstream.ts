@@ -146,6 +146,15 @@ function target(req: ReductionRequest, credentials: Credentials | undefined, opt
   };
 }
 
+function checkLength(req: ReductionRequest, length: number, bytes: Uint8Array): Uint8Array {
+  if (bytes.length !== length) {
+    throw new RequestError("request data is not valid", 400, [
+      `offset ${req.offset} + size ${length} is beyond the end of ${req.url.href} (read ${bytes.length} bytes)`,
+    ]);
+  }
+  return bytes;
+}
+
 /** Reads byte ranges from upstream objects through pooled stores. */
 export class Upstream {
   private readonly pool = new Map<string, ObjectStore>();
@@ -180,12 +189,40 @@ export class Upstream {
     const t = target(req, credentials, this.options);
     const bytes = await this.store(t).getRange(t.key, { offset: req.offset, length }, { signal });
     if (!bytes) throw new UpstreamMissingError(req.interfaceType === "s3" ? "s3" : "http", req.url.href);
-    if (bytes.length !== length) {
-      throw new RequestError("request data is not valid", 400, [
-        `offset ${req.offset} + size ${length} is beyond the end of ${req.url.href} (read ${bytes.length} bytes)`,
-      ]);
-    }
-    return bytes;
+    return checkLength(req, length, bytes);
+  }
+
+  /**
+   * Several requests' bytes, in order. Ranges of one object go out together through the store's
+   * `getRanges`: touching ranges (consecutive chunks) coalesce into one GET, never with a gap, so
+   * no byte is read that the memory budget did not count.
+   */
+  async readMany(
+    reqs: readonly ReductionRequest[],
+    lengths: readonly number[],
+    credentials: Credentials | undefined,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array[]> {
+    if (reqs.length === 1) return [await this.read(reqs[0], lengths[0], credentials, signal)];
+    const byObject = new Map<string, { t: Target; members: number[] }>();
+    reqs.forEach((req, i) => {
+      const t = target(req, credentials, this.options);
+      const id = `${t.poolKey}\n${t.key}`;
+      const group = byObject.get(id);
+      if (group) group.members.push(i);
+      else byObject.set(id, { t, members: [i] });
+    });
+    const out = new Array<Uint8Array>(reqs.length);
+    await Promise.all(
+      [...byObject.values()].map(async ({ t, members }) => {
+        const ranges = members.map((i) => ({ offset: reqs[i].offset, length: lengths[i] }));
+        const parts = await this.store(t).getRanges(t.key, ranges, { signal, coalesceGap: 0, multiRange: false });
+        const first = reqs[members[0]];
+        if (!parts) throw new UpstreamMissingError(first.interfaceType === "s3" ? "s3" : "http", first.url.href);
+        members.forEach((i, j) => (out[i] = checkLength(reqs[i], lengths[i], parts[j])));
+      }),
+    );
+    return out;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,154 @@
+/**
+ * The batch extension (`POST /v2/<operation>/batch`): one body of shared fields plus `chunks`.
+ * Against a real HTTP origin that counts its range GETs: a batch answers exactly what the single
+ * requests answer, reads back-to-back chunks with one GET, keeps to the memory budget, and names
+ * the chunk a validation error is about; reduceRemote batches by default and gives the same
+ * partials as one request per chunk.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { reduceRemote, type RemoteArray, type RemoteChunk } from "../src/active/remote.js";
+import { loadCodecChain, registerCodecs } from "../src/codecs/index.js";
+import { startServer, type ReductionServer } from "../src/server/index.js";
+import { encodeArray, post, prng, values } from "./fixtures/server/harness.js";
+
+const CHUNK = [10, 12];
+const N_CHUNKS = 6;
+const codecs = [{ id: "shuffle", elementsize: 8 }, { id: "zlib", level: 1 }];
+let object: Uint8Array;
+const ranges: { offset: number; size: number }[] = [];
+let origin: Server;
+let originUrl: string;
+let gets = 0;
+let server: ReductionServer;
+
+/** A plain HTTP origin with single-range GETs, counting them. */
+function startOrigin(): Promise<void> {
+  origin = createServer((req, res) => {
+    if (req.url !== "/file.bin") return void res.writeHead(404).end();
+    gets++;
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+    if (!m) return void res.writeHead(200, { "content-length": object.length }).end(object);
+    const start = Number(m[1]);
+    const end = Math.min(Number(m[2]), object.length - 1);
+    res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${object.length}` });
+    res.end(object.subarray(start, end + 1));
+  });
+  return new Promise((resolve) => origin.listen(0, "127.0.0.1", () => resolve()));
+}
+
+beforeAll(async () => {
+  registerCodecs();
+  // Chunks back to back after a 16-byte header, as HDF5 writes them.
+  const chain = await loadCodecChain(codecs, { dataType: "float64", shape: CHUNK });
+  const parts: Uint8Array[] = [new Uint8Array(16)];
+  let offset = 16;
+  for (let c = 0; c < N_CHUNKS; c++) {
+    const encoded = await chain.encode(encodeArray("float64", values("float64", 120, prng(c + 1)), CHUNK, "C", "little"));
+    ranges.push({ offset, size: encoded.length });
+    parts.push(encoded);
+    offset += encoded.length;
+  }
+  object = new Uint8Array(offset);
+  let at = 0;
+  for (const p of parts) object.set(p, at), (at += p.length);
+  await startOrigin();
+  originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  server = await startServer({ port: 0, allowHosts: ["127.0.0.1"], logger: () => undefined });
+});
+
+afterAll(async () => {
+  await server?.close();
+  origin?.close();
+});
+
+const shared = () => ({
+  interface_type: "http", dtype: "float64", shape: CHUNK, filters: [{ id: "shuffle", element_size: 8 }], compression: { id: "zlib" },
+});
+const chunk = (c: number, selection: number[][] = [[0, 10, 1], [0, 12, 1]]) => ({
+  url: `${originUrl}/file.bin`, offset: ranges[c].offset, size: ranges[c].size, selection,
+});
+
+describe("POST /v2/<operation>/batch", () => {
+  test("answers what the single requests answer, reading back-to-back chunks with one GET", async () => {
+    const selections = [[[0, 10, 1], [0, 12, 1]], [[1, 9, 2], [0, 12, 3]], [[9, null, -1], [2, 5, 1]]];
+    const items = Array.from({ length: N_CHUNKS }, (_, c) => chunk(c, selections[c % 3] as number[][]));
+    for (const op of ["moments", "sum", "max"]) {
+      gets = 0;
+      const singles = [];
+      for (const item of items) {
+        const r = await post(server.url, op, { ...shared(), ...item });
+        expect(r.status).toBe(200);
+        singles.push(r.body);
+      }
+      expect(gets).toBe(N_CHUNKS);
+      gets = 0;
+      const batch = await post(server.url, `${op}/batch`, { ...shared(), chunks: items });
+      expect(batch.status).toBe(200);
+      expect(gets).toBe(1);
+      expect(batch.body.results).toEqual(singles);
+    }
+  });
+
+  test("keeps to the memory budget: a batch larger than a quarter of it reads in several groups", async () => {
+    // Each chunk holds fetched + 2 × 960 decoded bytes; a 4 KiB budget takes one chunk per group.
+    const small = await startServer({ port: 0, allowHosts: ["127.0.0.1"], memoryBytes: 4096, logger: () => undefined });
+    try {
+      const items = Array.from({ length: N_CHUNKS }, (_, c) => chunk(c));
+      const want = await post(server.url, "moments/batch", { ...shared(), chunks: items });
+      gets = 0;
+      const got = await post(small.url, "moments/batch", { ...shared(), chunks: items });
+      expect(got.status).toBe(200);
+      expect(got.body).toEqual(want.body);
+      expect(gets).toBe(N_CHUNKS);
+      expect(small.budget.peak).toBeLessThanOrEqual(4096);
+      expect(small.budget.inUse).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
+  test("validation errors name the chunk; an empty or oversized list, an unknown route are refused", async () => {
+    const unknown = await post(server.url, "moments/batch", { ...shared(), chunks: [chunk(0), { ...chunk(1), dtype: "int8" }] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({ caused_by: [expect.stringMatching(/^chunks\[1\]: unknown field `dtype`/)] });
+    const badSelection = await post(server.url, "sum/batch", { ...shared(), chunks: [chunk(0), chunk(1), chunk(2, [[0, 10, 0], [0, 12, 1]])] });
+    expect(badSelection.status).toBe(400);
+    expect(JSON.stringify(badSelection.body)).toContain("chunks[2]: selection[0]: Selection stride must not be equal to zero");
+    const empty = await post(server.url, "moments/batch", { ...shared(), chunks: [] });
+    expect(empty.status).toBe(400);
+    expect(JSON.stringify(empty.body)).toContain("chunks: expected a non-empty list");
+    const tooMany = await post(server.url, "moments/batch", `{"interface_type":"http","dtype":"float64","chunks":[${Array(1025).fill("{}").join(",")}]}`);
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(tooMany.body)).toContain("over the limit of 1024");
+    expect((await post(server.url, "mean/batch", { ...shared(), chunks: [chunk(0)] })).status).toBe(404);
+    expect((await post(server.url, "moments/batch/x", { ...shared(), chunks: [chunk(0)] })).status).toBe(404);
+    // A chunk past the end of the object: the read fails for the whole batch, as a single request would.
+    const past = await post(server.url, "moments/batch", { ...shared(), chunks: [chunk(0), { ...chunk(1), offset: object.length - 10 }] });
+    expect(past.status).toBe(400);
+    expect(JSON.stringify(past.body)).toMatch(/beyond the end/);
+  });
+});
+
+test("reduceRemote batches by default and gives the partials of one request per chunk", async () => {
+  const refs: RemoteChunk[] = ranges.map((r) => ({ url: `${originUrl}/file.bin`, offset: r.offset, size: r.size, codecs }));
+  const array: RemoteArray = {
+    shape: [30, 24], chunks: CHUNK, dtype: "float64", byteOrder: "little", order: "C", interfaceType: "http",
+    chunk: ([i, j]) => refs[i * 2 + j],
+  };
+  const selection = [{ start: 1, stop: 29, step: 1 }, null];
+  const one = await reduceRemote(array, selection, { servers: server.url, moments: true, batch: 1 });
+  expect(one.requests).toBe(N_CHUNKS);
+  gets = 0;
+  const batched = await reduceRemote(array, selection, { servers: server.url, moments: true, concurrency: 8, batch: 3 });
+  expect(batched.requests).toBe(2);
+  expect(gets).toBe(2);
+  expect(batched.partials).toEqual(one.partials);
+  expect(batched.chunks).toBe(N_CHUNKS);
+  expect(batched.bytesReduced).toBe(one.bytesReduced);
+  // Never more chunks in a request than half the concurrency: two requests stay in flight.
+  const capped = await reduceRemote(array, selection, { servers: server.url, moments: true, concurrency: 2, batch: 8 });
+  expect(capped.requests).toBe(N_CHUNKS);
+  expect(capped.partials).toEqual(one.partials);
+});
