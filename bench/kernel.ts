@@ -50,6 +50,8 @@ interface Case {
   /** Reduce over axis 0 only (output 75×75): runs that scatter instead of folding. */
   axis0?: boolean;
   extremes?: boolean;
+  /** Also M2 (variance/std): a second pass. */
+  moments?: boolean;
 }
 
 const CASES: Case[] = [
@@ -72,6 +74,7 @@ const CASES: Case[] = [
   },
   { name: "NaN skipped, none present", floatOnly: true, missing: (fill) => ({ fillValue: fill, skipNaN: true }) },
   { name: "fill, axis 0", missing: (fill) => ({ fillValue: fill }), axis0: true },
+  { name: "fill, moments", missing: (fill) => ({ fillValue: fill }), moments: true },
 ];
 
 function setValue(data: NumericArray, i: number, v: number): void {
@@ -156,11 +159,12 @@ async function child(dtype: Dtype): Promise<void> {
     c.spoil?.(data, fill);
     const sel = selection(data, c.axis0 ?? false);
     const missing = c.missing(fill);
-    const options: KernelOptions = { missing, extremes: c.extremes };
+    const options: KernelOptions = { missing, extremes: c.extremes, moments: c.moments };
+    const base: KernelOptions = { missing, moments: c.moments };
     // Warm both up (tier-up to optimised code) before timing.
     for (let i = 0; i < 20; i++) {
       reduceChunk(sel, options);
-      baseline?.(sel, { missing });
+      baseline?.(sel, base);
     }
     const loops = dtype === "int64" ? 2 : 10;
     const ours: { wall: number; cpu: number }[] = [];
@@ -169,9 +173,9 @@ async function child(dtype: Dtype): Promise<void> {
       // Alternate which goes first, so neither always runs on a warmer cache or quieter moment.
       if (r % 2 === 0) {
         ours.push(time(reduceChunk, sel, options, loops));
-        if (baseline) theirs.push(time(baseline, sel, { missing }, loops));
+        if (baseline) theirs.push(time(baseline, sel, base, loops));
       } else {
-        if (baseline) theirs.push(time(baseline, sel, { missing }, loops));
+        if (baseline) theirs.push(time(baseline, sel, base, loops));
         ours.push(time(reduceChunk, sel, options, loops));
       }
     }
@@ -181,7 +185,7 @@ async function child(dtype: Dtype): Promise<void> {
     if (baseline) {
       const bw = median(theirs.map((t) => t.wall));
       const bcpu = median(theirs.map((t) => t.cpu));
-      const agree = c.axis0 ? "" : `  ${sameResult(reduceChunk(sel, options), baseline(sel, { missing }))}`;
+      const agree = c.axis0 ? "" : `  ${sameResult(reduceChunk(sel, options), baseline(sel, base))}`;
       line += `  old ${bw.toFixed(2).padStart(6)} ns/el (cpu ${bcpu.toFixed(2)})  old/new ${(bw / w).toFixed(2)}x${agree}`;
     }
     console.log(line);

@@ -44,7 +44,11 @@ function plain(values: number[], rules: MissingRules) {
     max = Math.max(max, v);
   }
   const sum = lanes[0] + lanes[1] + (lanes[2] + lanes[3]);
-  return { count, sum: nan ? NaN : sum, min, max, nan };
+  const kept = values.filter((v) => !Number.isNaN(v) && !masks.includes(v) &&
+    !(rules.validMin !== undefined && v < Number(rules.validMin)) && !(rules.validMax !== undefined && v > Number(rules.validMax)));
+  const mean = kept.reduce((a, b) => a + b, 0) / kept.length;
+  const m2 = kept.reduce((a, v) => a + (v - mean) ** 2, 0);
+  return { count, sum: nan ? NaN : sum, min, max, nan, m2 };
 }
 
 function wholeRun(data: NumericArray, n = data.length, start = 0, step = 1): ChunkSelection {
@@ -109,13 +113,14 @@ describe("chunk kernel fast paths", () => {
           const n = Math.max(0, Math.floor((length - start - 1) / step) + 1);
           const want = plain(selected(data, start, step, n), rule);
           for (const extremes of [true, false]) {
-            const p = reduceChunk(wholeRun(data, n, start, step), { missing: rule, extremes });
+            const p = reduceChunk(wholeRun(data, n, start, step), { missing: rule, extremes, moments: extremes });
             expect(p.count[0]).toBe(want.count);
             expect(p.nan[0]).toBe(want.nan ? 1 : 0);
             expect((p.sum as Float64Array)[0]).toBe(want.sum);
             if (extremes && !want.nan) {
               expect((p.min as Float64Array)[0]).toBe(want.min);
               expect((p.max as Float64Array)[0]).toBe(want.max);
+              if (want.count > 0) expect(Math.abs(p.m2![0] - want.m2)).toBeLessThanOrEqual(1e-7 * Math.max(1, want.m2));
             }
             expect(p.extremes).toBe(extremes ? undefined : false);
             cases++;

@@ -9,6 +9,7 @@
  */
 import { stridesOf } from "../util/strides.js";
 import { foldRun, type FloatLike, type FoldRules } from "./kernel-fold.js";
+import { m2Run, m2Scatter } from "./kernel-moments.js";
 import { emptyPartials, type Partials } from "./partials.js";
 import type { DimPiece } from "./plan.js";
 
@@ -172,7 +173,6 @@ function reduceNumber(
   const scratch = new Float64Array(8);
   const foldRules: FoldRules = { m0, lo, hi, rest: more ? rest : null, skipNaN };
   const extremes = options.extremes !== false;
-  const isMissing = (v: number) => v === m0 || v < lo || v > hi || (more && rest.includes(v));
   runs.forEach((off, stride, n, o, ostride) => {
     if (ostride === 0) {
       // The run collapses into one output element (whole-array and most axis reductions): fold it
@@ -194,23 +194,8 @@ function reduceNumber(
   if (!p.m2) return;
   const m2 = p.m2;
   runs.forEach((off, stride, n, o, ostride) => {
-    if (ostride === 0) {
-      const mean = sum[o] / count[o];
-      let acc = 0;
-      for (let j = 0; j < n; j++, off += stride) {
-        const v = data[off];
-        if (v !== v || isMissing(v)) continue;
-        acc += (v - mean) * (v - mean);
-      }
-      m2[o] += acc;
-      return;
-    }
-    for (let j = 0; j < n; j++, off += stride, o += ostride) {
-      const v = data[off];
-      if (v !== v || isMissing(v)) continue;
-      const d = v - sum[o] / count[o];
-      m2[o] += d * d;
-    }
+    if (ostride === 0) m2[o] += m2Run(data, off, stride, n, sum[o] / count[o], foldRules);
+    else m2Scatter(data, off, stride, n, o, ostride, foldRules, count, sum, m2);
   });
 }
 
