@@ -187,6 +187,68 @@ describe("chunk kernel fast paths", () => {
   });
 });
 
+describe("64-bit integer runs", () => {
+  /** Exact count, sum, min, max by BigInt, element by element. */
+  function plainBig(values: bigint[], masks: bigint[], lo?: bigint, hi?: bigint) {
+    let count = 0;
+    let sum = 0n;
+    let min: bigint | undefined;
+    let max: bigint | undefined;
+    for (const v of values) {
+      if (masks.includes(v) || (lo !== undefined && v < lo) || (hi !== undefined && v > hi)) continue;
+      count++;
+      sum += v;
+      if (min === undefined || v < min) min = v;
+      if (max === undefined || v > max) max = v;
+    }
+    return { count, sum, min, max };
+  }
+
+  it("sum exactly whether folded in float64 words or by BigInt: small, negative, boundary, huge and masked values", () => {
+    const random = mulberry32(64);
+    const fill = -9223372036854775806n; // netCDF's int64 default fill: high word 0x80000000
+    let cases = 0;
+    for (const Type of [BigInt64Array, BigUint64Array]) {
+      const signed = Type === BigInt64Array;
+      for (let trial = 0; trial < 40; trial++) {
+        const length = 1 + Math.floor(random() * 400);
+        const start = trial % 3;
+        const step = 1 + (trial % 2);
+        const n = Math.max(0, Math.floor((length - start - 1) / step) + 1);
+        // Magnitudes around the float64 fold's limit (2^53 / n), below and above it, and huge.
+        const scale = [1000, 2 ** 53 / Math.max(1, n) / 2, 2 ** 53 / Math.max(1, n) * 4, 2 ** 62][trial % 4];
+        const data = new Type(length);
+        for (let i = 0; i < length; i++) {
+          let v = BigInt(Math.floor(random() * scale));
+          if (signed && random() < 0.5) v = -v;
+          if (signed && trial % 5 === 0 && random() < 0.1) v = fill;
+          if (!signed && trial % 7 === 0 && random() < 0.1) v = 2n ** 64n - 1n; // uint64 fill, high word 2^32 - 1
+          data[i] = v;
+        }
+        const values = Array.from({ length: n }, (_, i) => data[start + i * step]);
+        const mid = values[n >> 1] ?? 0n;
+        const rules: { missing: MissingRules; masks: bigint[]; lo?: bigint; hi?: bigint }[] = [
+          { missing: {}, masks: [] },
+          { missing: { fillValue: signed ? fill : 2n ** 64n - 1n }, masks: [signed ? fill : 2n ** 64n - 1n] },
+          { missing: { fillValue: mid }, masks: [mid] },
+          { missing: { fillValue: fill, missingValues: [mid] }, masks: [fill, mid] },
+          { missing: { validMin: 0, validMax: BigInt(Math.floor(scale / 2)) }, masks: [], lo: 0n, hi: BigInt(Math.floor(scale / 2)) },
+        ];
+        for (const rule of rules) {
+          const want = plainBig(values, rule.masks, rule.lo, rule.hi);
+          const p = reduceChunk(wholeRun(data, n, start, step), { missing: rule.missing });
+          expect(p.count[0]).toBe(want.count);
+          expect((p.sum as bigint[])[0]).toBe(want.sum);
+          expect((p.min as bigint[])[0]).toBe(want.min);
+          expect((p.max as bigint[])[0]).toBe(want.max);
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBe(2 * 40 * 5);
+  });
+});
+
 describe("partials without extremes", () => {
   it("say so through merges and combines, and refuse min/max instead of answering ±Infinity", () => {
     const data = Float64Array.from([1, 2, 3, 4, 5]);

@@ -9,6 +9,7 @@
  */
 import { stridesOf } from "../util/strides.js";
 import { foldRun, type FloatLike, type FoldRules } from "./kernel-fold.js";
+import { foldInt64, int64Words, maskWords } from "./kernel-int64.js";
 import { m2Run, m2Scatter } from "./kernel-moments.js";
 import { emptyPartials, type Partials } from "./partials.js";
 import type { DimPiece } from "./plan.js";
@@ -236,7 +237,27 @@ function reduceBigint(data: BigInt64Array | BigUint64Array, runs: Runs, p: Parti
   const sum = p.sum as bigint[];
   const min = p.min as bigint[];
   const max = p.max as bigint[];
+  const words = int64Words(data);
+  const signed = data instanceof BigInt64Array;
+  const fold = new Float64Array(4);
+  const [maskHigh, maskLow] = maskWords(masks[0]);
+  const others = masks.slice(1);
   runs.forEach((off, stride, n, o, ostride) => {
+    // A run into one output element: exact float64 words when the values are small enough, and
+    // the values' span says no other mask or bound can apply.
+    if (ostride === 0 && words && foldInt64(words, signed, off, stride, n, maskHigh, maskLow, fold) && fold[3] < n) {
+      const low = BigInt(fold[1]);
+      const high = BigInt(fold[2]);
+      const clean =
+        (lo === undefined || low >= lo) && (hi === undefined || high <= hi) && !others.some((m) => m >= low && m <= high);
+      if (clean) {
+        count[o] += n - fold[3];
+        sum[o] += BigInt(fold[0]);
+        if (min[o] === undefined || low < min[o]) min[o] = low;
+        if (max[o] === undefined || high > max[o]) max[o] = high;
+        return;
+      }
+    }
     for (let j = 0; j < n; j++, off += stride, o += ostride) {
       const v = data[off];
       if ((lo !== undefined && v < lo) || (hi !== undefined && v > hi) || masks.includes(v)) continue;
