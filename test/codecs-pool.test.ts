@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
-import { loadCodecChain, registerCodecs } from "../src/codecs/index.js";
+import { ShuffleCodec, ZlibCodec, loadCodecChain, registerCodecs } from "../src/codecs/index.js";
 import { CodecPool, closeCodecPool, codecPool, codecWorkerScript, poolTask, setCodecThreads } from "../src/codecs/pool.js";
 import type { ChunkMeta, CodecConfig } from "../src/codecs/types.js";
 import { CodecError } from "../src/errors.js";
@@ -124,14 +124,43 @@ describe("pool on and off decode the same bytes", () => {
     const inline = await readAll();
     setCodecThreads(2, { minBytes: 0 });
     const before = dispatched();
+    const aheadBefore = codecPool()?.stats.ahead ?? 0;
     const pooled = await readAll();
-    expect(dispatched() - before).toBeGreaterThanOrEqual(3 * 2); // 3 chunks x (zlib, shuffle)
+    // 3 chunks: zlib in a worker, which decodes ahead for the shuffle that zarrita calls next.
+    expect(dispatched() - before).toBe(3);
+    expect(codecPool()!.stats.ahead - aheadBefore).toBe(3);
     expect(Array.from(pooled)).toEqual(Array.from(inline));
     const expected = read(manifest.zarr.expected);
     const view = new DataView(expected.buffer, expected.byteOffset, expected.byteLength);
     expect(Array.from(pooled)).toEqual(Array.from({ length: 60 }, (_, i) => view.getFloat64(i * 8, false)));
     // The store's buffers were copied for the workers, not transferred away.
     expect(Array.from(await readAll())).toEqual(Array.from(inline));
+  });
+});
+
+describe("decode-ahead", () => {
+  it("a worker's result for the next codec is used only by that codec on that very buffer", async () => {
+    const c = cases.find((x) => x.name === "gzip_shuffle_i4")!; // shuffle(4) then zlib, int32
+    const chunk = c.chunks[0];
+    setCodecThreads(2, { minBytes: 0 });
+    const meta = { ...c.meta };
+    const shuffle4 = ShuffleCodec.fromConfig({ elementsize: 4 }, meta);
+    const zlibCodec = ZlibCodec.fromConfig({ level: 1 }, meta); // built after shuffle: decodes before it
+    const stats = () => ({ ...codecPool()!.stats });
+
+    const mid = await zlibCodec.decode(chunk.raw);
+    const midCopy = mid.slice();
+    let before = stats();
+    // Another shuffle (element size 2) gets the same buffer: no match, it decodes for itself.
+    const other = await new ShuffleCodec(2).decode(mid);
+    expect(stats().ahead).toBe(before.ahead);
+    expect(same(other, new ShuffleCodec(2).decodeLocal(midCopy))).toBe(true);
+
+    const mid2 = await zlibCodec.decode(chunk.raw);
+    before = stats();
+    const out = await shuffle4.decode(mid2);
+    expect(stats()).toMatchObject({ ahead: before.ahead + 1, dispatched: before.dispatched });
+    expect(same(out, chunk.expected)).toBe(true);
   });
 });
 
@@ -210,7 +239,8 @@ describe("threshold and lifetime", () => {
       setCodecThreads(2, { minBytes: 0 });
       const chain = await loadCodecChain(${JSON.stringify(c.configs)}, ${JSON.stringify(c.meta)});
       const out = await chain.decode(new Uint8Array(readFileSync(${JSON.stringify(join(DIR, manifest.hdf5.find((x) => x.name === c.name)!.chunkFiles[0].raw))})));
-      console.log(JSON.stringify({ dispatched: codecPool().stats.dispatched, hex: Buffer.from(out).toString("hex") }));
+      const { dispatched, ahead } = codecPool().stats;
+      console.log(JSON.stringify({ dispatched, ahead, hex: Buffer.from(out).toString("hex") }));
     `;
     expect(existsSync(join(ROOT, "dist/codecs/index.js"))).toBe(true);
     // A pool that held the process open would hang the child; the timeout turns that into a failure.
@@ -219,8 +249,9 @@ describe("threshold and lifetime", () => {
         error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
       ),
     );
-    const result = JSON.parse(out) as { dispatched: number; hex: string };
-    expect(result.dispatched).toBe(2); // fletcher32 inline; zlib, then shuffle, in workers
+    const result = JSON.parse(out) as { dispatched: number; ahead: number; hex: string };
+    // fletcher32 inline; zlib in a worker, which also unshuffles ahead.
+    expect(result).toMatchObject({ dispatched: 1, ahead: 1 });
     expect(result.hex).toBe(Buffer.from(c.chunks[0].expected).toString("hex"));
   });
 });

@@ -5,7 +5,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { CodecError } from "../errors.js";
-import { type PoolReply, type PoolRequest, setCodecThreads } from "./pool.js";
+import { type PoolReply, type PoolRequest, type TaskSpec, setCodecThreads } from "./pool.js";
 import { codecLoader, registerCodecs } from "./registry.js";
 import type { BytesCodec, ChunkMeta } from "./types.js";
 
@@ -15,6 +15,27 @@ setCodecThreads(0); // a worker's codecs decode right here
 registerCodecs();
 
 const codecs = new Map<string, Promise<BytesCodec>>();
+/**
+ * Inputs that came in by transfer are ours once decoded: same-length codecs (shuffle) decode into
+ * one of them instead of a fresh buffer, which spares the allocation, its page faults and the
+ * garbage collections that external memory triggers.
+ */
+const spares: ArrayBuffer[] = [];
+const MAX_SPARES = 4;
+
+function spareFor(length: number): Uint8Array | undefined {
+  const at = spares.findIndex((b) => b.byteLength >= length && b.byteLength - length <= Math.max(4096, length >>> 3));
+  if (at < 0) return undefined;
+  const [buffer] = spares.splice(at, 1);
+  return new Uint8Array(buffer, 0, length);
+}
+
+function recycle(input: Uint8Array, output: Uint8Array): void {
+  const buffer = input.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer === output.buffer || buffer.byteLength < 4096) return;
+  spares.push(buffer);
+  if (spares.length > MAX_SPARES) spares.shift();
+}
 
 async function build(id: string, config: unknown, meta?: ChunkMeta): Promise<BytesCodec> {
   const load = codecLoader(id);
@@ -23,23 +44,32 @@ async function build(id: string, config: unknown, meta?: ChunkMeta): Promise<Byt
   return Codec.fromConfig(config, meta);
 }
 
-function codecFor(request: Extract<PoolRequest, { kind: "decode" }>): Promise<BytesCodec> {
-  let codec = codecs.get(request.key);
+function codecFor(task: TaskSpec): Promise<BytesCodec> {
+  let codec = codecs.get(task.key);
   if (!codec) {
-    codec = build(request.id, request.config, request.meta);
-    codecs.set(request.key, codec);
-    codec.catch(() => codecs.delete(request.key));
+    codec = build(task.id, task.config, task.meta);
+    codecs.set(task.key, codec);
+    codec.catch(() => codecs.delete(task.key));
   }
   return codec;
 }
 
-function reply(seq: number, out: Uint8Array): void {
+async function decode(task: TaskSpec, bytes: Uint8Array, recycleInput: boolean): Promise<Uint8Array> {
+  const codec = await codecFor(task);
+  const into = codec.decodeInto ? spareFor(bytes.length) : undefined;
+  const out = into ? codec.decodeInto!(bytes, into) : await (codec.decodeLocal ?? codec.decode).call(codec, bytes);
+  if (into && out.buffer !== into.buffer) spares.push(into.buffer as ArrayBuffer); // not used after all
+  if (recycleInput) recycle(bytes, out);
+  return out;
+}
+
+/** A result goes back by transfer when its buffer holds nothing else, else as a copy. */
+function transferable(out: Uint8Array): Uint8Array {
   const buffer = out.buffer;
   const slack = buffer.byteLength - out.byteLength;
   const own =
     buffer instanceof ArrayBuffer && out.byteOffset === 0 && out.byteLength >= 4096 && slack <= Math.max(4096, out.byteLength >>> 3);
-  const bytes = own ? out : out.slice();
-  port.postMessage({ seq, ok: true, bytes } satisfies PoolReply, [bytes.buffer as ArrayBuffer]);
+  return own ? out : out.slice();
 }
 
 function failure(seq: number, id: string, error: unknown): PoolReply {
@@ -53,11 +83,25 @@ function failure(seq: number, id: string, error: unknown): PoolReply {
 
 port.on("message", async (request: PoolRequest) => {
   if (request.kind === "exit") process.exit(request.code);
+  let out: Uint8Array;
   try {
-    const codec = await codecFor(request);
-    const out = await (codec.decodeLocal ?? codec.decode).call(codec, request.bytes);
-    reply(request.seq, out);
+    out = transferable(await decode(request.task, request.bytes, true));
   } catch (error) {
-    port.postMessage(failure(request.seq, request.id, error));
+    port.postMessage(failure(request.seq, request.task.id, error));
+    return;
   }
+  let next: Uint8Array | undefined;
+  if (request.next) {
+    // Decode ahead for the codec that will most likely get `out` next; on any failure leave it to
+    // that codec's own call, which reports the error properly.
+    try {
+      next = transferable(await decode(request.next, out, false));
+      if (next.buffer === out.buffer) next = undefined;
+    } catch {
+      next = undefined;
+    }
+  }
+  const transfer = [out.buffer as ArrayBuffer];
+  if (next) transfer.push(next.buffer as ArrayBuffer);
+  port.postMessage({ seq: request.seq, ok: true, bytes: out, next } satisfies PoolReply, transfer);
 });

@@ -25,14 +25,24 @@ export interface PoolTask {
   readonly meta?: ChunkMeta;
   /** id + config + meta, so a worker builds each distinct codec once. */
   readonly key: string;
+  /** The codec that most likely decodes this one's output next (see `poolTask`). */
+  readonly next?: PoolTask;
+}
+
+/** A codec as it crosses to a worker. */
+export interface TaskSpec {
+  id: string;
+  key: string;
+  config: unknown;
+  meta?: ChunkMeta;
 }
 
 export type PoolRequest =
-  | { kind: "decode"; seq: number; id: string; key: string; config: unknown; meta?: ChunkMeta; bytes: Uint8Array }
+  | { kind: "decode"; seq: number; task: TaskSpec; next?: TaskSpec; bytes: Uint8Array }
   | { kind: "exit"; code: number };
 
 export type PoolReply =
-  | { seq: number; ok: true; bytes: Uint8Array }
+  | { seq: number; ok: true; bytes: Uint8Array; next?: Uint8Array }
   | { seq: number; ok: false; message: string; codec: string; chunkKey?: string };
 
 /** Below this many bytes (encoded or decoded, whichever is larger) a chunk decodes inline. */
@@ -42,14 +52,40 @@ const IN_FLIGHT_PER_WORKER = 2;
 /** Workers that die this many times in a row without finishing a task mean the pool is broken. */
 const MAX_CONSECUTIVE_CRASHES = 3;
 
+/** The last codec task built for a chunk meta object (zarrita and loadCodecChain share one per chain). */
+const lastBuilt = new WeakMap<object, PoolTask>();
+
+/**
+ * A codec's identity for the pool. zarrita and `loadCodecChain` build a chain's codecs in encode
+ * order with one meta object, so the task built just before this one with the same meta is the one
+ * that will decode this one's output: a worker runs it right away (zlib, then shuffle) and saves a
+ * round trip. A wrong guess costs only that work: the result is used solely when that very codec is
+ * asked to decode that very buffer.
+ */
 export function poolTask(id: string, config: unknown, meta?: ChunkMeta): PoolTask {
   // zarrita's chunk meta carries more than codecs read; only what survives a structured clone goes.
   const plainMeta = meta ? { dataType: meta.dataType, shape: [...meta.shape] } : undefined;
-  return { id, config, meta: plainMeta, key: JSON.stringify([id, config ?? null, plainMeta ?? null]) };
+  const key = JSON.stringify([id, config ?? null, plainMeta ?? null]);
+  const task: PoolTask = { id, config, meta: plainMeta, key, next: meta ? lastBuilt.get(meta) : undefined };
+  if (meta) lastBuilt.set(meta, task);
+  return task;
 }
+
+const spec = ({ id, key, config, meta }: PoolTask): TaskSpec => ({ id, key, config, meta });
 
 /** Buffers the pool returned: safe to transfer to a worker again without copying. */
 const produced = new WeakSet<ArrayBufferLike>();
+
+/** Results a worker computed ahead for the next codec, keyed by the buffer that codec will get. */
+const ahead = new WeakMap<ArrayBufferLike, { key: string; offset: number; length: number; result: Uint8Array }>();
+
+function takeAhead(task: PoolTask, bytes: Uint8Array): Uint8Array | undefined {
+  const hit = ahead.get(bytes.buffer);
+  if (!hit || hit.key !== task.key || hit.offset !== bytes.byteOffset || hit.length !== bytes.length) return undefined;
+  ahead.delete(bytes.buffer);
+  if (shared) shared.stats.ahead++;
+  return hit.result;
+}
 
 interface Job {
   task: PoolTask;
@@ -74,6 +110,8 @@ export interface CodecPoolStats {
   crashes: number;
   /** Worker threads started (including replacements). */
   started: number;
+  /** Decodes answered by a worker's decode-ahead, without a round trip of their own. */
+  ahead: number;
 }
 
 export class CodecPool {
@@ -86,7 +124,7 @@ export class CodecPool {
   private broken = false;
   private closing = false;
   private drained?: () => void;
-  readonly stats: CodecPoolStats = { dispatched: 0, crashes: 0, started: 0 };
+  readonly stats: CodecPoolStats = { dispatched: 0, crashes: 0, started: 0, ahead: 0 };
 
   constructor(
     readonly threads: number,
@@ -111,7 +149,7 @@ export class CodecPool {
   /** Test hook: the next worker to receive a message calls process.exit(code) before its tasks. */
   crashForTest(code = 7): void {
     const slot = this.slots[0] ?? this.spawn();
-    slot.worker.postMessage({ kind: "exit", code } satisfies PoolRequest);
+    slot?.worker.postMessage({ kind: "exit", code } satisfies PoolRequest);
   }
 
   /** Waits for queued and running decodes, then stops the workers. */
@@ -149,10 +187,16 @@ export class CodecPool {
     return best;
   }
 
-  private spawn(): Slot {
-    // Flags for the main script (`--input-type` with `-e`, say) can stop a worker from starting.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
-    const worker = new Worker(this.script, { execArgv });
+  private spawn(): Slot | undefined {
+    let worker: Worker;
+    try {
+      // Workers inherit the process's flags; `--input-type` (for `node -e`) stops one from starting.
+      const inherited = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+      worker = new Worker(this.script, inherited.length < process.execArgv.length ? { execArgv: inherited } : {});
+    } catch {
+      this.giveUp(); // flags a thread cannot take, say: decode everything here
+      return undefined;
+    }
     const slot: Slot = { worker, jobs: new Map(), replied: false };
     worker.unref(); // an idle pool never keeps the process alive
     worker.on("message", (reply: PoolReply) => this.settle(slot, reply));
@@ -168,9 +212,10 @@ export class CodecPool {
     if (produced.has(bytes.buffer)) produced.delete(bytes.buffer);
     else bytes = bytes.slice(); // callers' views into shared blocks must stay intact
     const seq = ++this.seq;
-    const { id, key, config, meta } = job.task;
+    const { task } = job;
+    const request: PoolRequest = { kind: "decode", seq, task: spec(task), next: task.next && spec(task.next), bytes };
     try {
-      slot.worker.postMessage({ kind: "decode", seq, id, key, config, meta, bytes } satisfies PoolRequest, [bytes.buffer as ArrayBuffer]);
+      slot.worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
     } catch {
       // A configuration that cannot cross threads (a function, say): decode it here instead.
       Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
@@ -190,6 +235,11 @@ export class CodecPool {
     if (job) {
       if (reply.ok) {
         produced.add(reply.bytes.buffer);
+        if (reply.next && job.task.next) {
+          const { buffer, byteOffset: offset, length } = reply.bytes;
+          ahead.set(buffer, { key: job.task.next.key, offset, length, result: reply.next });
+          produced.add(reply.next.buffer);
+        }
         job.resolve(reply.bytes);
       } else job.reject(new CodecError(reply.message, reply.codec, reply.chunkKey));
     }
@@ -216,15 +266,17 @@ export class CodecPool {
     slot.jobs.clear();
     if (at < 0) return; // terminated by close()
     this.stats.crashes++;
-    if (++this.crashesInARow >= MAX_CONSECUTIVE_CRASHES) {
-      // Workers that cannot even start (a broken build): decode the rest here.
-      this.broken = true;
-      const rest = [...this.urgent.splice(0), ...this.queue.slice(this.head)];
-      this.queue = [];
-      this.head = 0;
-      for (const job of rest) Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
-    }
+    // Workers that keep dying before they finish anything (a broken build): decode the rest here.
+    if (++this.crashesInARow >= MAX_CONSECUTIVE_CRASHES) this.giveUp();
     this.pump(); // replacements start on demand
+  }
+
+  private giveUp(): void {
+    this.broken = true;
+    const rest = [...this.urgent.splice(0), ...this.queue.slice(this.head)];
+    this.queue = [];
+    this.head = 0;
+    for (const job of rest) Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
   }
 }
 
@@ -232,6 +284,7 @@ let configuredThreads: number | undefined;
 let minBytes = DEFAULT_MIN_BYTES;
 let shared: CodecPool | undefined;
 let scriptChecked = false;
+let off = false;
 let script: URL | undefined;
 
 /**
@@ -249,6 +302,7 @@ export function setCodecThreads(threads: number, options: { minBytes?: number } 
     minBytes = options.minBytes;
   }
   configuredThreads = threads;
+  off = threads === 0;
   if (shared && shared.threads !== threads) {
     void shared.close(); // running decodes finish; new ones go to the new pool
     shared = undefined;
@@ -291,10 +345,16 @@ export function offloadDecode(
   work: number,
   fallback: () => Uint8Array | Promise<Uint8Array>,
 ): Promise<Uint8Array> | undefined {
+  const done = takeAhead(task, bytes);
+  if (done) return Promise.resolve(done);
   if (work < minBytes || bytes.length === 0) return undefined;
   if (!shared) {
+    if (off) return undefined;
     const threads = codecThreads();
-    if (threads === 0) return undefined;
+    if (threads === 0) {
+      off = true; // decided once: reading the environment on every chunk costs
+      return undefined;
+    }
     const url = codecWorkerScript();
     if (!url) return undefined;
     shared = new CodecPool(threads, url);

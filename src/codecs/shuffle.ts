@@ -14,15 +14,15 @@ export class ShuffleCodec implements BytesCodec {
 
   private readonly task: PoolTask;
 
-  constructor(readonly elementSize: number) {
+  constructor(readonly elementSize: number, meta?: ChunkMeta) {
     if (elementSize < 1) throw new CodecError(`elementsize must be >= 1, got ${elementSize}`, "shuffle");
     // The resolved size is the whole configuration a worker needs.
-    this.task = poolTask("shuffle", { elementsize: elementSize });
+    this.task = poolTask("shuffle", { elementsize: elementSize }, meta);
   }
 
   static fromConfig(config: unknown, meta?: ChunkMeta): ShuffleCodec {
     const fallback = meta ? bytesPerElement(meta.dataType) : undefined;
-    return new ShuffleCodec(intOption("shuffle", config, "elementsize", fallback ?? 4));
+    return new ShuffleCodec(intOption("shuffle", config, "elementsize", fallback ?? 4), meta);
   }
 
   encode(bytes: Uint8Array): Uint8Array {
@@ -37,14 +37,19 @@ export class ShuffleCodec implements BytesCodec {
   decodeLocal(bytes: Uint8Array): Uint8Array {
     return transpose(bytes, this.elementSize, false);
   }
+
+  decodeInto(bytes: Uint8Array, out: Uint8Array): Uint8Array {
+    return transpose(bytes, this.elementSize, false, out);
+  }
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function transpose(src: Uint8Array, size: number, forward: boolean): Uint8Array {
+function transpose(src: Uint8Array, size: number, forward: boolean, into?: Uint8Array): Uint8Array {
   if (size === 1) return src;
   const n = Math.floor(src.length / size);
-  const out = new Uint8Array(src.length);
+  // unshuffleWords views the output's buffer as words from offset 0.
+  const out = into && into.length === src.length && into.byteOffset === 0 ? into : new Uint8Array(src.length);
   if (!forward && LITTLE_ENDIAN_HOST && (size === 2 || size === 4 || size === 8)) {
     unshuffleWords(src, out, n, size);
     out.set(src.subarray(n * size), n * size);

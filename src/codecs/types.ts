@@ -28,6 +28,11 @@ export interface BytesCodec {
    * `decode` falls back to for small chunks. Codecs without it always decode inline.
    */
   decodeLocal?(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * `decodeLocal` into `out`, a buffer of exactly the decoded length at offset 0 of its own
+   * ArrayBuffer, for codecs whose output has the input's length: a pool worker recycles buffers.
+   */
+  decodeInto?(bytes: Uint8Array, out: Uint8Array): Uint8Array;
 }
 
 /** The static side zarrita's registry resolves to. */
