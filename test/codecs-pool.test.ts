@@ -164,6 +164,22 @@ describe("decode-ahead", () => {
   });
 });
 
+describe("unshuffle, four elements at a time", () => {
+  it("undoes shuffle for every element size, count (n % 4 tails) and input offset", () => {
+    for (const size of [2, 3, 4, 8]) {
+      for (const length of [0, 5, 8, 31, 32, 33, 250, 4099, 125003]) {
+        const host = Uint8Array.from({ length: length + 3 }, (_, i) => Math.imul(i, 2654435761) >>> 24);
+        const data = host.subarray(3);
+        const codec = new ShuffleCodec(size);
+        const shuffled = codec.encode(data);
+        const view = new Uint8Array(shuffled.length + 1).subarray(1);
+        view.set(shuffled);
+        expect(same(codec.decodeLocal(view), data), `size ${size}, ${length} bytes`).toBe(true);
+      }
+    }
+  });
+});
+
 describe("errors", () => {
   it("a corrupt zlib chunk decoded in a worker is a CodecError naming the codec and the chunk", async () => {
     const c = cases.find((x) => x.name === "gzip_shuffle_i4")!;
