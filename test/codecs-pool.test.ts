@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
 import { ShuffleCodec, ZlibCodec, loadCodecChain, registerCodecs } from "../src/codecs/index.js";
-import { CodecPool, closeCodecPool, codecPool, codecWorkerScript, poolTask, setCodecThreads } from "../src/codecs/pool.js";
+import { CodecPool, DEFAULT_MIN_BYTES, closeCodecPool, codecPool, codecWorkerScript, poolTask, setCodecThreads } from "../src/codecs/pool.js";
 import type { ChunkMeta, CodecConfig } from "../src/codecs/types.js";
 import { CodecError } from "../src/errors.js";
 import type { Datatype } from "../src/hdf5/model.js";
@@ -81,7 +81,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await closeCodecPool();
-  setCodecThreads(0, { minBytes: 32 << 10 });
+  setCodecThreads(0, { minBytes: DEFAULT_MIN_BYTES });
 });
 
 describe("pool on and off decode the same bytes", () => {
