@@ -26,6 +26,10 @@
  * runs after all of them on decode, whatever its place in the v2→v3 list: stored bytes → filters in
  * reverse → big-endian bytes → values. nbit and scaleoffset therefore emit the dataset's byte order.
  *
+ * Threads: big chunks (>= 64 KiB encoded or decoded) of zlib/gzip, shuffle, zstd/blosc/lz4, bz2, lzf,
+ * lz4h5 and bitshuffle decode on a process-wide pool of worker threads (pool.ts; default
+ * min(cores, 4), `setCodecThreads(0)` or ACTIVESTORE_CODEC_THREADS=0 turns it off).
+ *
  * Errors: every failure is a CodecError naming the codec. zarrita passes codecs no chunk key and wraps
  * decode failures in its CodecPipelineError (the CodecError is its `cause`); `loadCodecChain` adds
  * the key itself. Every size read from data is checked against the chunk's size before allocating.
@@ -39,6 +43,7 @@ export { Lz4h5Codec } from "./lz4h5.js";
 export { LzfCodec, lzfDecompress } from "./lzf.js";
 export { NbitCodec } from "./nbit.js";
 export { assertCodecsSupported, CODEC_IDS, registerCodecs } from "./registry.js";
+export { closeCodecPool, codecThreads, setCodecThreads } from "./pool.js";
 export { ScaleOffsetCodec } from "./scaleoffset.js";
 export { ShuffleCodec } from "./shuffle.js";
 export { SzipCodec } from "./szip.js";
