@@ -156,6 +156,27 @@ describe("chunk kernel fast paths", () => {
     same(ranged(clean), clean1);
   });
 
+  it("fold runs longer than one block (4,096) in lanes that carry on across blocks, wherever the fill or NaN is", () => {
+    const random = mulberry32(17);
+    const n = 3 * 4096 + 7;
+    const base = new Float64Array(n).map(() => random() * 10 ** (random() * 9));
+    for (const spot of [0, 4095, 4096, 2 * 4096 + 1, n - 1]) {
+      for (const bad of [-999, NaN]) {
+        const data = base.slice();
+        data[spot] = bad;
+        for (const missing of [{ fillValue: -999 }, { fillValue: -999, skipNaN: true }, { fillValue: -999, validMax: 1e12 }]) {
+          const want = plain(Array.from(data), missing);
+          for (const extremes of [true, false]) {
+            const p = reduceChunk(wholeRun(data), { missing, extremes });
+            expect(p.count[0]).toBe(want.count);
+            expect((p.sum as Float64Array)[0]).toBe(want.sum);
+            if (extremes && !want.nan) expect((p.max as Float64Array)[0]).toBe(want.max);
+          }
+        }
+      }
+    }
+  });
+
   it("sums a masked element as if it were absent: the dirty run equals the clean run with those elements zeroed", () => {
     // Four lanes by position: zero in a lane adds nothing, so equal bits are expected.
     const random = mulberry32(3);
