@@ -30,11 +30,17 @@ function spareFor(length: number): Uint8Array | undefined {
   return new Uint8Array(buffer, 0, length);
 }
 
-function recycle(input: Uint8Array, output: Uint8Array): void {
+/**
+ * A decoded input's buffer: kept for this worker's next same-length decode, or handed back to the
+ * main thread, which copies the next chunk into it instead of allocating (see pool.ts).
+ */
+function recycle(input: Uint8Array, output: Uint8Array, sameLength: boolean): ArrayBuffer | undefined {
   const buffer = input.buffer;
-  if (!(buffer instanceof ArrayBuffer) || buffer === output.buffer || buffer.byteLength < 4096) return;
+  if (!(buffer instanceof ArrayBuffer) || buffer === output.buffer || buffer.byteLength < 4096) return undefined;
+  if (!sameLength) return buffer;
   spares.push(buffer);
   if (spares.length > MAX_SPARES) spares.shift();
+  return undefined;
 }
 
 async function build(id: string, config: unknown, meta?: ChunkMeta): Promise<BytesCodec> {
@@ -54,13 +60,12 @@ function codecFor(task: TaskSpec): Promise<BytesCodec> {
   return codec;
 }
 
-async function decode(task: TaskSpec, bytes: Uint8Array, recycleInput: boolean): Promise<Uint8Array> {
+async function decode(task: TaskSpec, bytes: Uint8Array): Promise<{ codec: BytesCodec; out: Uint8Array }> {
   const codec = await codecFor(task);
   const into = codec.decodeInto ? spareFor(bytes.length) : undefined;
   const out = into ? codec.decodeInto!(bytes, into) : await (codec.decodeLocal ?? codec.decode).call(codec, bytes);
   if (into && out.buffer !== into.buffer) spares.push(into.buffer as ArrayBuffer); // not used after all
-  if (recycleInput) recycle(bytes, out);
-  return out;
+  return { codec, out };
 }
 
 /** A result goes back by transfer when its buffer holds nothing else, else as a copy. */
@@ -84,8 +89,11 @@ function failure(seq: number, id: string, error: unknown): PoolReply {
 port.on("message", async (request: PoolRequest) => {
   if (request.kind === "exit") process.exit(request.code);
   let out: Uint8Array;
+  let giveBack: ArrayBuffer | undefined;
   try {
-    out = transferable(await decode(request.task, request.bytes, true));
+    const decoded = await decode(request.task, request.bytes);
+    out = transferable(decoded.out);
+    giveBack = recycle(request.bytes, out, decoded.codec.decodeInto !== undefined);
   } catch (error) {
     port.postMessage(failure(request.seq, request.task.id, error));
     return;
@@ -95,7 +103,7 @@ port.on("message", async (request: PoolRequest) => {
     // Decode ahead for the codec that will most likely get `out` next; on any failure leave it to
     // that codec's own call, which reports the error properly.
     try {
-      next = transferable(await decode(request.next, out, false));
+      next = transferable((await decode(request.next, out)).out);
       if (next.buffer === out.buffer) next = undefined;
     } catch {
       next = undefined;
@@ -103,5 +111,6 @@ port.on("message", async (request: PoolRequest) => {
   }
   const transfer = [out.buffer as ArrayBuffer];
   if (next) transfer.push(next.buffer as ArrayBuffer);
-  port.postMessage({ seq: request.seq, ok: true, bytes: out, next } satisfies PoolReply, transfer);
+  if (giveBack) transfer.push(giveBack);
+  port.postMessage({ seq: request.seq, ok: true, bytes: out, next, spare: giveBack } satisfies PoolReply, transfer);
 });

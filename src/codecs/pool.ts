@@ -42,7 +42,7 @@ export type PoolRequest =
   | { kind: "exit"; code: number };
 
 export type PoolReply =
-  | { seq: number; ok: true; bytes: Uint8Array; next?: Uint8Array }
+  | { seq: number; ok: true; bytes: Uint8Array; next?: Uint8Array; spare?: ArrayBuffer }
   | { seq: number; ok: false; message: string; codec: string; chunkKey?: string };
 
 /**
@@ -55,6 +55,8 @@ export const DEFAULT_MIN_BYTES = 64 << 10;
 const IN_FLIGHT_PER_WORKER = 2;
 /** Workers that die this many times in a row without finishing a task mean the pool is broken. */
 const MAX_CONSECUTIVE_CRASHES = 3;
+/** Handed-back buffers kept for reuse: enough for every task in flight on four workers. */
+const MAX_SPARES = 16;
 
 /** The last codec task built for a chunk meta object (zarrita and loadCodecChain share one per chain). */
 const lastBuilt = new WeakMap<object, PoolTask>();
@@ -123,6 +125,8 @@ export class CodecPool {
   private queue: Job[] = [];
   private head = 0;
   private urgent: Job[] = [];
+  /** Buffers workers handed back (their decoded inputs), for the next copies. */
+  private readonly spares: ArrayBuffer[] = [];
   private seq = 0;
   private crashesInARow = 0;
   private broken = false;
@@ -214,7 +218,7 @@ export class CodecPool {
   private send(slot: Slot, job: Job): void {
     let bytes = job.bytes;
     if (produced.has(bytes.buffer)) produced.delete(bytes.buffer);
-    else bytes = bytes.slice(); // callers' views into shared blocks must stay intact
+    else bytes = this.copy(bytes); // callers' views into shared blocks must stay intact
     const seq = ++this.seq;
     const { task } = job;
     const request: PoolRequest = { kind: "decode", seq, task: spec(task), next: task.next && spec(task.next), bytes };
@@ -230,10 +234,33 @@ export class CodecPool {
     this.stats.dispatched++;
   }
 
+  /**
+   * A copy a worker may own: into a buffer a worker handed back when one fits (at most twice the
+   * size; the view is exact), else a fresh one. Every chunk of a read would otherwise allocate its
+   * stored size once more, and that external memory drives V8's full collections.
+   */
+  private copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    for (let i = this.spares.length - 1; i >= 0; i--) {
+      const buffer = this.spares[i];
+      if (buffer.byteLength >= n && buffer.byteLength <= 2 * n) {
+        this.spares.splice(i, 1);
+        const view = new Uint8Array(buffer, 0, n);
+        view.set(bytes);
+        return view;
+      }
+    }
+    return bytes.slice();
+  }
+
   private settle(slot: Slot, reply: PoolReply): void {
     const job = slot.jobs.get(reply.seq);
     slot.jobs.delete(reply.seq);
     slot.replied = true;
+    if (reply.ok && reply.spare) {
+      this.spares.push(reply.spare);
+      if (this.spares.length > MAX_SPARES) this.spares.shift();
+    }
     if (slot.jobs.size === 0) slot.worker.unref();
     this.crashesInARow = 0;
     if (job) {
