@@ -96,6 +96,8 @@ function takeAhead(task: PoolTask, bytes: Uint8Array): Uint8Array | undefined {
 interface Job {
   task: PoolTask;
   bytes: Uint8Array;
+  /** Set when `bytes` itself went to a worker (a pool output handed on): no fallback can reread it. */
+  moved?: number;
   fallback: () => Uint8Array | Promise<Uint8Array>;
   resolve(bytes: Uint8Array): void;
   reject(error: Error): void;
@@ -217,8 +219,10 @@ export class CodecPool {
 
   private send(slot: Slot, job: Job): void {
     let bytes = job.bytes;
-    if (produced.has(bytes.buffer)) produced.delete(bytes.buffer);
-    else bytes = this.copy(bytes); // callers' views into shared blocks must stay intact
+    if (produced.has(bytes.buffer)) {
+      produced.delete(bytes.buffer);
+      job.moved = bytes.length;
+    } else bytes = this.copy(bytes); // callers' views into shared blocks must stay intact
     const seq = ++this.seq;
     const { task } = job;
     const request: PoolRequest = { kind: "decode", seq, task: spec(task), next: task.next && spec(task.next), bytes };
@@ -283,13 +287,13 @@ export class CodecPool {
     const why = slot.error ? `crashed (${slot.error.message})` : `exited with code ${code}`;
     const startFailed = slot.error !== undefined && !slot.replied;
     for (const job of slot.jobs.values()) {
-      if (startFailed) {
+      if (startFailed && job.moved === undefined) {
         // The worker threw before decoding anything (cannot load its modules?): not the chunk's fault.
         Promise.resolve().then(job.fallback).then(job.resolve, job.reject);
         continue;
       }
       job.reject(
-        new CodecError(`the decoding worker thread ${why} while decoding ${job.bytes.length} bytes; the read can be retried`, job.task.id, undefined, {
+        new CodecError(`the decoding worker thread ${why} while decoding ${job.moved ?? job.bytes.length} bytes; the read can be retried`, job.task.id, undefined, {
           cause: slot.error,
         }),
       );
