@@ -1,10 +1,13 @@
 /**
  * The loops behind foldRun (kernel-fold.ts), one copy per array type: V8 specialises element loads
  * per function, and one loop fed several array types (a server, a test run) gets slower for all.
- * Each folds `n` elements from `off` into the accumulator `acc` (see the slots below), carrying on
- * from what it holds, so foldRun can feed a run in blocks; each returns false when the optimistic
- * assumption (no fill, no NaN) failed. Four lanes by position: the element at position j of the
- * block goes to lane j mod 4, and blocks start at multiples of 4.
+ * Each folds `n` elements (a multiple of 4) from `off` into the accumulator `acc` (see the slots
+ * below), carrying on from what it holds, so foldRun can feed a run in blocks; each returns false
+ * when the optimistic assumption (no fill, no NaN) failed. Four lanes by position: the element at
+ * position j of the block goes to lane j mod 4. A run's last n mod 4 elements are foldRun's: code
+ * after a hot loop that runs once per call lacks type feedback when V8 compiles the loop, and
+ * deoptimising there on every call cost more than the loop (seen in the M2 pass: 2 -> 6-13 ns per
+ * element).
  */
 import type { FloatLike, FoldRules } from "./kernel-fold.js";
 
@@ -27,8 +30,7 @@ export interface Loops<T extends FloatLike> {
 function fastF64(data: Float64Array, off: number, stride: number, n: number, _r: FoldRules, acc: Float64Array): boolean {
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a < lo) lo = a;
@@ -39,14 +41,6 @@ function fastF64(data: Float64Array, off: number, stride: number, n: number, _r:
     if (c > hi) hi = c;
     if (d < lo) lo = d;
     if (d > hi) hi = d;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi;
@@ -59,18 +53,10 @@ function sumF64(data: Float64Array, off: number, stride: number, n: number, r: F
   const m0 = r.m0;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let hit = false;
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a === m0 || b === m0 || c === m0 || d === m0) hit = true;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v === m0) hit = true;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   const s = s0 + s1 + s2 + s3;
@@ -82,8 +68,7 @@ function groupedF64(data: Float64Array, off: number, stride: number, n: number, 
   const m0 = r.m0, rlo = r.lo, rhi = r.hi;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI], rare = acc[RARE], nans = acc[NANS];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     if (a === m0 || b === m0 || c === m0 || d === m0 || a !== a || b !== b || c !== c || d !== d) {
       if (a >= rlo && a <= rhi && a !== m0) {
@@ -130,19 +115,6 @@ function groupedF64(data: Float64Array, off: number, stride: number, n: number, 
     if (d < lo) lo = d;
     if (d > hi) hi = d;
   }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (v >= rlo && v <= rhi && v !== m0) {
-      if (k === 0) s0 += v;
-      else if (k === 1) s1 += v;
-      else s2 += v;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    } else {
-      rare++;
-      if (v !== v) nans++;
-    }
-  }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi; acc[RARE] = rare; acc[NANS] = nans;
   return true;
@@ -152,8 +124,7 @@ function groupedF64(data: Float64Array, off: number, stride: number, n: number, 
 function fastF32(data: Float32Array, off: number, stride: number, n: number, _r: FoldRules, acc: Float64Array): boolean {
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a < lo) lo = a;
@@ -164,14 +135,6 @@ function fastF32(data: Float32Array, off: number, stride: number, n: number, _r:
     if (c > hi) hi = c;
     if (d < lo) lo = d;
     if (d > hi) hi = d;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi;
@@ -184,18 +147,10 @@ function sumF32(data: Float32Array, off: number, stride: number, n: number, r: F
   const m0 = r.m0;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let hit = false;
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a === m0 || b === m0 || c === m0 || d === m0) hit = true;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v === m0) hit = true;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   const s = s0 + s1 + s2 + s3;
@@ -207,8 +162,7 @@ function groupedF32(data: Float32Array, off: number, stride: number, n: number, 
   const m0 = r.m0, rlo = r.lo, rhi = r.hi;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI], rare = acc[RARE], nans = acc[NANS];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     if (a === m0 || b === m0 || c === m0 || d === m0 || a !== a || b !== b || c !== c || d !== d) {
       if (a >= rlo && a <= rhi && a !== m0) {
@@ -255,19 +209,6 @@ function groupedF32(data: Float32Array, off: number, stride: number, n: number, 
     if (d < lo) lo = d;
     if (d > hi) hi = d;
   }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (v >= rlo && v <= rhi && v !== m0) {
-      if (k === 0) s0 += v;
-      else if (k === 1) s1 += v;
-      else s2 += v;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    } else {
-      rare++;
-      if (v !== v) nans++;
-    }
-  }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi; acc[RARE] = rare; acc[NANS] = nans;
   return true;
@@ -277,8 +218,7 @@ function groupedF32(data: Float32Array, off: number, stride: number, n: number, 
 function fastInt(data: FloatLike, off: number, stride: number, n: number, _r: FoldRules, acc: Float64Array): boolean {
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a < lo) lo = a;
@@ -289,14 +229,6 @@ function fastInt(data: FloatLike, off: number, stride: number, n: number, _r: Fo
     if (c > hi) hi = c;
     if (d < lo) lo = d;
     if (d > hi) hi = d;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi;
@@ -309,18 +241,10 @@ function sumInt(data: FloatLike, off: number, stride: number, n: number, r: Fold
   const m0 = r.m0;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let hit = false;
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     s0 += a; s1 += b; s2 += c; s3 += d;
     if (a === m0 || b === m0 || c === m0 || d === m0) hit = true;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (k === 0) s0 += v;
-    else if (k === 1) s1 += v;
-    else s2 += v;
-    if (v === m0) hit = true;
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   const s = s0 + s1 + s2 + s3;
@@ -332,8 +256,7 @@ function groupedInt(data: FloatLike, off: number, stride: number, n: number, r: 
   const m0 = r.m0, rlo = r.lo, rhi = r.hi;
   let s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
   let lo = acc[LO], hi = acc[HI], rare = acc[RARE], nans = acc[NANS];
-  let j = 0;
-  for (const end = n - (n & 3); j < end; j += 4, off += 4 * stride) {
+  for (let j = 0; j < n; j += 4, off += 4 * stride) {
     const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
     if (a === m0 || b === m0 || c === m0 || d === m0 || a !== a || b !== b || c !== c || d !== d) {
       if (a >= rlo && a <= rhi && a !== m0) {
@@ -379,19 +302,6 @@ function groupedInt(data: FloatLike, off: number, stride: number, n: number, r: 
     if (c > hi) hi = c;
     if (d < lo) lo = d;
     if (d > hi) hi = d;
-  }
-  for (let k = 0; j < n; j++, k++, off += stride) {
-    const v = data[off];
-    if (v >= rlo && v <= rhi && v !== m0) {
-      if (k === 0) s0 += v;
-      else if (k === 1) s1 += v;
-      else s2 += v;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    } else {
-      rare++;
-      if (v !== v) nans++;
-    }
   }
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
   acc[LO] = lo; acc[HI] = hi; acc[RARE] = rare; acc[NANS] = nans;

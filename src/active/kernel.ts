@@ -195,7 +195,7 @@ function reduceNumber(
   if (!p.m2) return;
   const m2 = p.m2;
   runs.forEach((off, stride, n, o, ostride) => {
-    if (ostride === 0) m2[o] += m2Run(data, off, stride, n, sum[o] / count[o], foldRules);
+    if (ostride === 0) m2[o] += m2Run(data, off, stride, n, sum[o] / count[o], foldRules, scratch);
     else m2Scatter(data, off, stride, n, o, ostride, foldRules, count, sum, m2);
   });
 }
