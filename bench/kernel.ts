@@ -76,6 +76,7 @@ const CASES: Case[] = [
   },
   { name: "NaN skipped, none present", floatOnly: true, missing: (fill) => ({ fillValue: fill, skipNaN: true }) },
   { name: "fill, axis 0", missing: (fill) => ({ fillValue: fill }), axis0: true },
+  { name: "fill, axis 0, no min/max", missing: (fill) => ({ fillValue: fill }), axis0: true, extremes: false },
   { name: "fill, moments", missing: (fill) => ({ fillValue: fill }), moments: true },
   { name: "fill, runs of 50", missing: (fill) => ({ fillValue: fill }), short: true },
 ];

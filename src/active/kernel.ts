@@ -190,7 +190,7 @@ function reduceNumber(
       if (fold[3] > max[o]) max[o] = fold[3];
       return;
     }
-    scatterRun(data, off, stride, n, o, ostride, foldRules, p);
+    scatterRun(data, off, stride, n, o, ostride, foldRules, extremes, p);
   });
   if (!p.m2) return;
   const m2 = p.m2;
@@ -205,12 +205,27 @@ function reduceNumber(
  * one test for valid values (NaN fails the range test), then the rare cases apart. Top-level and
  * closure-free for the same reason as foldRun; each output element still sums in run order.
  */
-function scatterRun(data: FloatLike, off: number, stride: number, n: number, o: number, ostride: number, r: FoldRules, p: Partials): void {
+function scatterRun(data: FloatLike, off: number, stride: number, n: number, o: number, ostride: number, r: FoldRules, extremes: boolean, p: Partials): void {
   const { m0, lo, hi, rest, skipNaN } = r;
   const count = p.count;
   const sum = p.sum as Float64Array;
   const min = p.min as Float64Array;
   const max = p.max as Float64Array;
+  if (!extremes) {
+    // A time-mean map: two of the four read-modify-writes per element fewer.
+    for (let j = 0; j < n; j++, off += stride, o += ostride) {
+      const v = data[off];
+      if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
+        count[o]++;
+        sum[o] += v;
+      } else if (v !== v && !skipNaN) {
+        p.nan[o] = 1;
+        count[o]++;
+        sum[o] = NaN;
+      }
+    }
+    return;
+  }
   for (let j = 0; j < n; j++, off += stride, o += ostride) {
     const v = data[off];
     if (v >= lo && v <= hi && v !== m0 && (rest === null || !rest.includes(v))) {
