@@ -310,5 +310,11 @@ describe("partials without extremes", () => {
     const byAxis = await reduceArray(arr, null, { missing, extremes: false, axis: [0, 2], concurrency: 4 });
     const byAxisFull = await reduceArray(arr, null, { missing, axis: [0, 2], concurrency: 2 });
     expect(Array.from(byAxis.partials.sum as Float64Array)).toEqual(Array.from(byAxisFull.partials.sum as Float64Array));
+    // Axis 0 only: runs scatter over rows of the output.
+    const rows = await reduceArray(arr, null, { missing, extremes: false, axis: 0, concurrency: 3 });
+    const rowsFull = await reduceArray(arr, null, { missing, axis: 0, concurrency: 1 });
+    expect(Array.from(rows.partials.sum as Float64Array)).toEqual(Array.from(rowsFull.partials.sum as Float64Array));
+    expect(Array.from(rows.partials.count)).toEqual(Array.from(rowsFull.partials.count));
+    expect(rows.partials.extremes).toBe(false);
   });
 });
