@@ -12,9 +12,13 @@
  *   node node_modules/.cache/bench/bench/kernel.js [--baseline path/to/old/kernel.js] [--repeat 7]
  *     [--dtype float64] [--case fill]
  *
- * A baseline is any compiled kernel.js exporting `reduceChunk`, e.g. the previous commit's:
- *   mkdir -p /tmp/old && git archive <commit> src | tar -x -C /tmp/old && npx tsc ... --rootDir /tmp/old
- *     --outDir /tmp/old/build /tmp/old/src/active/kernel.ts   (see the report in the commit message)
+ * A baseline is any compiled kernel.js exporting `reduceChunk`, e.g. an earlier commit's:
+ *   mkdir -p /tmp/old && git archive <commit> src | tar -x -C /tmp/old
+ *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
+ *     --types node --rootDir /tmp/old --outDir /tmp/old/build /tmp/old/src/active/kernel.ts
+ *   node node_modules/.cache/bench/bench/kernel.js --baseline /tmp/old/build/src/active/kernel.js
+ * "old/new" is the baseline's time over ours; the last column compares the two sums (the lanes
+ * change the rounding, not the value).
  */
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
