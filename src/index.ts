@@ -77,9 +77,12 @@ export { encodeNpy, decodeNpy, type NpyArray } from "./refs/npy.js";
 // Codecs
 export {
   assertCodecsSupported,
+  closeCodecPool,
   CODEC_IDS,
+  codecThreads,
   loadCodecChain,
   registerCodecs,
+  setCodecThreads,
   type CodecChain,
 } from "./codecs/index.js";
 
@@ -88,7 +91,7 @@ export { Active, type ActiveOptions, type StatisticOptions } from "./active/acti
 export { openActive, storeResolver, type ActiveSource, type OpenActiveOptions } from "./active/source.js";
 export type { ReductionResult, Statistic } from "./active/result.js";
 export { combinePartials, type Partials } from "./active/partials.js";
-export { reduceChunk, type MissingRules } from "./active/kernel.js";
+export { reduceChunk, type ChunkSelection, type KernelOptions, type MissingRules } from "./active/kernel.js";
 export { reduceArray, workerCount, type ReduceOptions } from "./active/engine.js";
 export { parseSelection, type Selection } from "./active/selection.js";
 export { missingRules, packing } from "./active/cf.js";
