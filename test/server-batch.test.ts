@@ -5,7 +5,10 @@
  * the chunk a validation error is about; reduceRemote batches by default and gives the same
  * partials as one request per chunk.
  */
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { reduceRemote, type RemoteArray, type RemoteChunk } from "../src/active/remote.js";
@@ -106,6 +109,27 @@ describe("POST /v2/<operation>/batch", () => {
       expect(small.budget.inUse).toBe(0);
     } finally {
       await small.close();
+    }
+  });
+
+  test("the chunk cache serves a batch's chunks; only the ones it lacks are read", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "activestore-batch-cache-"));
+    const cached = await startServer({ port: 0, allowHosts: ["127.0.0.1"], cache: { dir, maxBytes: 1 << 20, ttlMs: 60_000 }, logger: () => undefined });
+    try {
+      const want = await post(server.url, "moments/batch", { ...shared(), chunks: [0, 1, 2, 3].map((c) => chunk(c)) });
+      await post(cached.url, "moments", { ...shared(), ...chunk(1) });
+      gets = 0;
+      const first = await post(cached.url, "moments/batch", { ...shared(), chunks: [0, 1, 2, 3].map((c) => chunk(c)) });
+      expect(first.body).toEqual(want.body);
+      expect(gets).toBe(2); // chunk 0, then chunks 2-3 coalesced; chunk 1 came from the cache
+      gets = 0;
+      const second = await post(cached.url, "moments/batch", { ...shared(), chunks: [0, 1, 2, 3].map((c) => chunk(c)) });
+      expect(second.body).toEqual(want.body);
+      expect(gets).toBe(0);
+      expect(cached.metrics.cacheHits).toBe(5);
+    } finally {
+      await cached.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -93,18 +93,32 @@ export class Reducer {
     }
     const results = new Array<OperationResult>(items.length);
     let fetched = 0;
-    await Promise.all(
-      groups.map(async (group) => {
-        const release = await this.parts.budget.acquire(group.memory, signal);
-        try {
-          const raws = await this.fetch(group.items, credentials, signal);
-          fetched += raws.reduce((n, raw) => n + raw.length, 0);
-          await Promise.all(group.items.map(async (item, i) => (results[item.index] = await this.compute(item.req, raws[i], signal))));
-        } finally {
-          release();
-        }
-      }),
-    );
+    // The first failure answers the request, and stops the other groups (queued ones leave the budget's queue).
+    const failed = new AbortController();
+    const stop = () => failed.abort(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+    const groupSignal = failed.signal;
+    try {
+      await Promise.all(
+        groups.map(async (group) => {
+          try {
+            const release = await this.parts.budget.acquire(group.memory, groupSignal);
+            try {
+              const raws = await this.fetch(group.items, credentials, groupSignal);
+              fetched += raws.reduce((n, raw) => n + raw.length, 0);
+              await Promise.all(group.items.map(async (item, i) => (results[item.index] = await this.compute(item.req, raws[i], groupSignal))));
+            } finally {
+              release();
+            }
+          } catch (error) {
+            failed.abort(error);
+            throw error;
+          }
+        }),
+      );
+    } finally {
+      signal.removeEventListener("abort", stop);
+    }
     note.fetched = fetched;
     return encodeBatch(results.map((result, i) => ({ result, options: reqs[i] })));
   }
