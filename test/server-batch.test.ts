@@ -133,6 +133,19 @@ describe("POST /v2/<operation>/batch", () => {
     }
   });
 
+  test("moments without M2 or min/max answer empty byte strings for them; other operations refuse the options", async () => {
+    const full = await post(server.url, "moments", { ...shared(), ...chunk(0) });
+    const lean = await post(server.url, "moments", { ...shared(), ...chunk(0), option_m2: false, option_extremes: false });
+    expect(lean.status).toBe(200);
+    expect(lean.body).toMatchObject({ m2: new Uint8Array(0), min: new Uint8Array(0), max: new Uint8Array(0) });
+    expect((full.body.m2 as Uint8Array).length).toBe(8);
+    expect(lean.body.sum).toEqual(full.body.sum);
+    expect(lean.body.count).toEqual(full.body.count);
+    const sum = await post(server.url, "sum", { ...shared(), ...chunk(0), option_m2: false });
+    expect(sum.status).toBe(400);
+    expect(JSON.stringify(sum.body)).toContain("option_m2: only the moments operation takes it");
+  });
+
   test("validation errors name the chunk; an empty or oversized list, an unknown route are refused", async () => {
     const unknown = await post(server.url, "moments/batch", { ...shared(), chunks: [chunk(0), { ...chunk(1), dtype: "int8" }] });
     expect(unknown.status).toBe(400);

@@ -124,6 +124,26 @@ describe("reduceRemote equals the local engine", () => {
   });
 });
 
+test("a mean's requests skip M2 and min/max on the server and still equal the local engine", async () => {
+  for (const dtype of ["float64", "int64"] as const) {
+    const { remote, local } = await build(`lean-${dtype}.bin`, dtype, [20, 30], [7, 8], "C", zlibShuffle(dtype), ["1.1"]);
+    for (const extremes of [false, true]) {
+      const options = { extremes, missing: { validMin: -2 } };
+      const selection = [{ start: 1, stop: 19, step: 2 }, null];
+      const want = (await reduceArray(local, selection, { concurrency: 1, ...options })).partials;
+      const got = (await reduceRemote(remote, selection, { servers: server.url, credentials, ...options })).partials;
+      // int64 keeps its extremes whatever is asked, as the local engine does.
+      const kept = extremes || dtype === "int64";
+      expect(got.extremes).toBe(kept ? undefined : false);
+      expect(want.extremes).toBe(got.extremes);
+      // Untracked min/max mean nothing (the partials say so), so only tracked ones are compared.
+      const meaningful = (p: typeof got) => (kept ? p : { ...p, min: undefined, max: undefined });
+      expect(meaningful(got)).toEqual(meaningful(want));
+      expect(got.m2).toBeUndefined();
+    }
+  }
+});
+
 test("retries go round-robin past a dead server and a 503-ing one; 4xx fail at once", async () => {
   const busy: Server = createServer((_, res) => {
     res.writeHead(503, { "content-type": "application/json" });

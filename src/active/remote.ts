@@ -161,23 +161,27 @@ function chunkSelection(task: ChunkTask, chunkShape: readonly number[]): [number
 
 type Fields = Record<string, unknown>;
 
-function momentsPartials(r: Fields, shape: number[], dtype: string, moments: boolean): Partials {
+function momentsPartials(r: Fields, shape: number[], dtype: string, moments: boolean, extremes: boolean): Partials {
   const big = isBigintDtype(dtype);
   const n = shape.reduce((a, b) => a * b, 1);
-  const p = emptyPartials(shape, big, moments);
+  const p = emptyPartials(shape, big, moments, big || extremes);
   const counts = r.count as number[];
   if (counts.length !== n) throw new RequestError(`server answered ${counts.length} counts for a block of ${n}`, 502);
-  const min = readValues(r.min as Uint8Array, r.dtype as string);
-  const max = readValues(r.max as Uint8Array, r.dtype as string);
+  const keepExtremes = p.extremes !== false;
+  const min = keepExtremes ? readValues(r.min as Uint8Array, r.dtype as string) : [];
+  const max = keepExtremes ? readValues(r.max as Uint8Array, r.dtype as string) : [];
   const sum = big ? (r.sum as string[]).map((s) => BigInt(s)) : readValues(r.sum as Uint8Array, "float64");
-  const m2 = readValues(r.m2 as Uint8Array, "float64");
+  const m2 = moments ? readValues(r.m2 as Uint8Array, "float64") : [];
   const nan = r.nan as Uint8Array;
+  if (min.length < (keepExtremes ? n : 0) || m2.length < (moments ? n : 0) || sum.length < n || nan.length < n) {
+    throw new RequestError(`server answered fewer values than the block of ${n} holds`, 502);
+  }
   for (let i = 0; i < n; i++) {
     p.count[i] = counts[i];
     p.nan[i] = nan[i];
     (p.sum as (number | bigint)[])[i] = sum[i];
     if (p.m2) p.m2[i] = m2[i] as number;
-    if (counts[i] > 0) {
+    if (keepExtremes && counts[i] > 0) {
       (p.min as (number | bigint)[])[i] = min[i];
       (p.max as (number | bigint)[])[i] = max[i];
     }
@@ -219,7 +223,8 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
     throw new UnsupportedFeatureError("variance/std", "a stock Reductionist server", "use activestore's server (protocol moments)");
   }
   const plan = planReduction(array.shape, selection, options.axis);
-  const total = emptyPartials(plan.outShape, isBigintDtype(array.dtype), options.moments ?? false);
+  const big = isBigintDtype(array.dtype);
+  const total = emptyPartials(plan.outShape, big, options.moments ?? false, big || options.extremes !== false);
   let missing = missingJson(options.missing, array.dtype);
   if (protocol === "reductionist" && missing) {
     const keys = Object.keys(missing);
@@ -258,6 +263,9 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
       ...(codecs.length > 0 ? { filters: codecs } : {}),
       ...(missing ? { missing } : {}),
       ...(allCollapsed ? {} : { axis: collapsedAxes }),
+      // What the server may skip (the kernel does less): M2 without variance/std, min/max when not wanted.
+      ...(protocol === "moments" && !options.moments ? { option_m2: false } : {}),
+      ...(protocol === "moments" && options.extremes === false ? { option_extremes: false } : {}),
     };
     shared = { codecs: chunkCodecs, interfaceType: array.interfaceType, json: toJson(fields).slice(1, -1) };
     return shared.json;
@@ -268,14 +276,15 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
     const n = array.chunks.reduce((a, b) => a * b, 1);
     return reduceChunk(
       { data: typedFill(array.dtype, n, array.fillValue), chunkShape: array.chunks, order: array.order, pieces: task.pieces, collapsed: plan.collapsed },
-      { missing: options.missing, moments: options.moments },
+      { missing: options.missing, moments: options.moments, extremes: options.extremes },
     );
   };
   const blockShape = (task: ChunkTask) => task.pieces.filter((_, d) => !plan.collapsed[d]).map((p) => p.count);
   const chunkFields = (task: ChunkTask, ref: RemoteChunk) =>
     `"url":${JSON.stringify(ref.url)},"offset":${JSON.stringify(ref.offset)},"size":${JSON.stringify(ref.size)},` +
     `"selection":${JSON.stringify(chunkSelection(task, array.chunks))}`;
-  const fromMoments = (r: Fields, task: ChunkTask) => momentsPartials(r, blockShape(task), array.dtype, options.moments ?? false);
+  const fromMoments = (r: Fields, task: ChunkTask) =>
+    momentsPartials(r, blockShape(task), array.dtype, options.moments ?? false, options.extremes !== false);
 
   /** The chunks' blocks, in order: fill chunks here, the rest one request per chunk or per batch. */
   const reduceTasks = async (group: readonly ChunkTask[]): Promise<Partials[]> => {

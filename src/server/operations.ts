@@ -11,7 +11,8 @@
  * - NaN: propagates like numpy (Reductionist panics).
  * - select: the selected elements; `count` is [non-missing]. F-ordered input is returned in F
  *   order, like Reductionist; so are the per-element results of `axis: []`.
- * - moments (our extension): count, sum, min, max, M2 and NaN flags per output element.
+ * - moments (our extension): count, sum, min, max, M2 and NaN flags per output element;
+ *   `option_m2: false` / `option_extremes: false` leave M2 / min and max out (empty byte strings).
  *
  * Extras: int8/int16/uint8/uint16 sum into int64/uint64 (no overflow); float16 data are
  * reduced and returned as float32.
@@ -158,7 +159,8 @@ export function runOperation(req: ReductionRequest, decoded: Uint8Array): Operat
   const moments = req.operation === "moments";
   const partials = reduceChunk(
     { data, chunkShape: shape, order: req.order, pieces, collapsed: plan.collapsed },
-    { missing: req.missing, moments },
+    // A moments client that needs no M2 or min/max (a mean) says so; the kernel then skips them.
+    { missing: req.missing, moments: moments && req.m2, extremes: !moments || req.extremes },
   );
   const fortran = req.order === "F" && plan.outShape.length > 1 && (req.operation === "select" || req.axis?.length === 0);
   const ordered = <T>(values: ArrayLike<T>): ArrayLike<T> => (fortran ? toFortran(values, plan.outShape) : values);
@@ -203,9 +205,10 @@ function momentsOf(p: Partials, dtype: string): MomentsFields {
   return {
     sum: big ? (p.sum as bigint[]).map(String) : new Uint8Array((p.sum as Float64Array).slice().buffer),
     sum_dtype: big ? "bigint" : "float64",
-    min: extreme(p.min as ArrayLike<number | bigint | undefined>),
-    max: extreme(p.max as ArrayLike<number | bigint | undefined>),
-    m2: new Uint8Array((p.m2 ?? new Float64Array(p.count.length)).slice().buffer),
+    // Empty byte strings for what was not asked for.
+    min: p.extremes === false ? new Uint8Array(0) : extreme(p.min as ArrayLike<number | bigint | undefined>),
+    max: p.extremes === false ? new Uint8Array(0) : extreme(p.max as ArrayLike<number | bigint | undefined>),
+    m2: p.m2 ? new Uint8Array(p.m2.slice().buffer) : new Uint8Array(0),
     nan: p.nan.slice(),
   };
 }

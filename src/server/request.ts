@@ -46,6 +46,10 @@ export interface ReductionRequest {
   /** undefined: reduce over all axes; a list (possibly empty) otherwise. */
   axis?: number[];
   disableChunkCache: boolean;
+  /** moments only (ours): compute M2 (default true); a mean needs none. */
+  m2: boolean;
+  /** moments only (ours): track min/max (default true; 64-bit integer data always keeps them). */
+  extremes: boolean;
   shapeAsBytes: boolean;
   countAsBytes: boolean;
 }
@@ -61,6 +65,7 @@ export interface RequestLimits {
 const FIELDS = [
   "interface_type", "url", "dtype", "byte_order", "offset", "size", "shape", "axis", "order", "selection",
   "compression", "filters", "missing", "option_disable_chunk_cache", "option_shape_as_bytes", "option_count_as_bytes",
+  "option_m2", "option_extremes",
 ];
 const MISSING_KEYS = ["missing_value", "missing_values", "valid_min", "valid_max", "valid_range"];
 
@@ -325,7 +330,10 @@ function requestOf(operation: Operation, json: JsonValue, limits: RequestLimits)
   }
 
   const missing = field("missing") === undefined ? undefined : parseMissing(field("missing")!, dtype, operation === "moments");
-  const flag = (k: string) => (field(k) === undefined ? false : bool(k, field(k)!));
+  const flag = (k: string, fallback = false) => (field(k) === undefined ? fallback : bool(k, field(k)!));
+  for (const k of ["option_m2", "option_extremes"]) {
+    if (field(k) !== undefined && operation !== "moments") bad(`${k}: only the moments operation takes it`);
+  }
   return {
     operation,
     interfaceType,
@@ -342,6 +350,8 @@ function requestOf(operation: Operation, json: JsonValue, limits: RequestLimits)
     missing,
     axis,
     disableChunkCache: flag("option_disable_chunk_cache"),
+    m2: flag("option_m2", true),
+    extremes: flag("option_extremes", true),
     shapeAsBytes: flag("option_shape_as_bytes"),
     countAsBytes: flag("option_count_as_bytes"),
   };
