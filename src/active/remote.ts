@@ -1,12 +1,15 @@
 /**
- * Remote reductions: the chunk plan of a selection, one request per chunk to active-storage
- * servers speaking the Reductionist API v2, and the answers merged into Partials exactly as the
- * local engine merges its own. Only small results cross the network.
+ * Remote reductions: the chunk plan of a selection, requests to active-storage servers speaking
+ * the Reductionist API v2, and the answers merged into Partials exactly as the local engine merges
+ * its own. Only small results cross the network.
  *
  * Two protocols:
- * - "moments" (default, activestore's server): one `/v2/moments` request per chunk returns count,
- *   sum, min, max, M2 and NaN flags per output element, computed by the same chunk kernel, so the
- *   result equals the local engine's (given the same merge order: plan order here).
+ * - "moments" (default, activestore's server): `/v2/moments/batch` (8 consecutive chunks per
+ *   request by default; `/v2/moments` for one) returns count, sum, min, max, M2 and NaN flags per
+ *   output element and chunk, computed by the same chunk kernel, so the result equals the local
+ *   engine's (given the same merge order: plan order here). M2 and min/max are asked for only when
+ *   wanted (`moments`, `extremes`). Batching matters on one machine: per-request HTTP work on both
+ *   ends and one upstream GET per chunk cost as much as decoding the chunk.
  * - "reductionist" (a stock Reductionist): `/v2/sum` (sum + count), `/v2/min`, `/v2/max` per chunk;
  *   no variance/std, one missing-data rule at most, and sums in the data's dtype as Reductionist
  *   computes them (32-bit integer sums wrap).
