@@ -6,6 +6,7 @@
  * byte budget, so huge chunks do not multiply by the concurrency.
  */
 import { UnsupportedFeatureError } from "../errors.js";
+import { BufferPool } from "../stores/buffer-pool.js";
 import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
@@ -26,6 +27,12 @@ export interface ReduceOptions {
    * one), so memory stays bounded whatever the chunk size. Default 32 MiB.
    */
   memoryBudget?: number;
+  /**
+   * Where chunk reads take their buffers: each chunk's bytes are given back as soon as the chunk is
+   * reduced, so a few buffers carry the whole read instead of one fresh allocation per chunk. Default
+   * a pool of this call's own; `false` allocates per read.
+   */
+  buffers?: BufferPool | false;
   signal?: AbortSignal;
 }
 
@@ -36,13 +43,19 @@ export interface ReducePlan {
   outShape: number[];
 }
 
+/**
+ * What the engine reduces: a zarrita array, or anything shaped like one. The engine passes
+ * `buffers` down with each read (zarrita hands its options to the store) and gives the chunk's
+ * data back to that pool once the chunk is reduced; a source that keeps chunks it returned (a
+ * chunk cache) must not pass `buffers` on to its store.
+ */
 export interface ChunkSource {
   readonly shape: readonly number[];
   readonly chunks: readonly number[];
   readonly dtype: string;
   getChunk(
     coords: number[],
-    options?: { signal?: AbortSignal },
+    options?: { signal?: AbortSignal; buffers?: BufferPool },
   ): Promise<{ data: unknown; shape: number[]; stride: number[] }>;
 }
 
@@ -102,6 +115,8 @@ export async function reduceArray(
   const tasks = planChunks(plan.slab, array.chunks);
   const kernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
   const signal = options.signal;
+  const buffers = options.buffers === false ? undefined : (options.buffers ?? new BufferPool());
+  const readOptions = signal || buffers ? { signal, buffers } : undefined;
   // The caller's signal goes to every read as is: a signal of our own (to cancel reads when one
   // fails) costs ~15 µs per chunk in listeners through the store layers, a tenth of what a whole
   // chunk otherwise costs. After a failure the workers stop pulling tasks, and we wait for the reads
@@ -139,7 +154,7 @@ export async function reduceArray(
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       const task = next.value;
-      const chunk = await array.getChunk(task.coords, signal ? { signal } : undefined);
+      const chunk = await array.getChunk(task.coords, readOptions);
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       const block = reduceChunk(
@@ -152,6 +167,9 @@ export async function reduceArray(
         },
         kernelOptions,
       );
+      // The partials are new arrays; nothing refers to the chunk's bytes any more. A chunk that is
+      // not a view of a pooled read (decoded by a codec, copied, fill) is ignored by the pool.
+      if (buffers && ArrayBuffer.isView(chunk.data)) buffers.give(chunk.data);
       pending.set(index, { task, block });
       advance();
     }

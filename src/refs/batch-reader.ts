@@ -5,7 +5,9 @@
  * run with at most `concurrency` requests in flight across all targets — so thousands of chunk
  * reads become tens of requests and never thousands of open connections.
  */
+import type { GetOptions } from "@zarrita/storage";
 import pLimit, { type LimitFunction } from "p-limit";
+import type { BufferPool } from "../stores/buffer-pool.js";
 import { coalesceRanges, splitCoalesced, type ByteSpan } from "../stores/coalesce.js";
 import type { TargetStore } from "./resolve.js";
 
@@ -34,6 +36,8 @@ export interface BatchStats {
 interface Waiter {
   resolve(bytes: Uint8Array | undefined): void;
   reject(error: unknown): void;
+  /** The reader gives the bytes back to this pool when done (see `read`). */
+  buffers?: BufferPool;
 }
 
 interface Group {
@@ -79,8 +83,11 @@ export class BatchReader {
   /**
    * Bytes `span` of `key` in `store` (the whole object when `span` is undefined); undefined when
    * the object does not exist. The result may be shorter than asked at the end of the object.
+   * With `buffers`, the bytes of a span may be a view of a pooled block shared with other spans;
+   * the caller gives them back to the pool when done (whole-object reads never use it: one result
+   * goes to every reader of the object).
    */
-  read(store: TargetStore, key: string, span?: ByteSpan): Promise<Uint8Array | undefined> {
+  read(store: TargetStore, key: string, span?: ByteSpan, buffers?: BufferPool): Promise<Uint8Array | undefined> {
     this.stats.reads++;
     let byKey = this.pending.get(store);
     if (!byKey) this.pending.set(store, (byKey = new Map()));
@@ -91,7 +98,7 @@ export class BatchReader {
       if (span === undefined) g.whole.push({ resolve, reject });
       else {
         g.spans.push(span);
-        g.waiters.push({ resolve, reject });
+        g.waiters.push({ resolve, reject, buffers });
       }
     });
     if (!this.scheduled) {
@@ -130,19 +137,32 @@ export class BatchReader {
   private readSpans({ store, key, spans, waiters }: Group): void {
     for (const request of coalesceRanges(spans, this.gap, this.maxBlock)) {
       const members = request.members.map((i) => spans[i]);
+      // A block comes from a pool only when every reader of it gives back to that pool: a reader
+      // that never gives back would just keep it out of the pool, but one giving back to another
+      // pool would not count, so mixed blocks are plain.
+      const first = waiters[request.members[0]]?.buffers;
+      const buffers = request.members.every((i) => waiters[i]?.buffers === first) ? first : undefined;
       this.limit(async () => {
         this.stats.requests++;
         let parts: Uint8Array[] | undefined;
         if (store.getRanges) {
           // The store's own batched read: its retries, its coalescing (one request for these
           // members, as they were merged with the same gap and cap), split back for us.
-          parts = await store.getRanges(key, members, { coalesceGap: this.gap, maxRequestSize: this.maxBlock, concurrency: 1 });
+          parts = await store.getRanges(key, members, {
+            coalesceGap: this.gap,
+            maxRequestSize: this.maxBlock,
+            concurrency: 1,
+            ...(buffers && { buffers }),
+          });
         } else {
-          const bytes = await store.getRange(key, { offset: request.offset, length: request.length });
+          // A TargetStore's getRange takes zarrita's options; ours read `buffers` from them too.
+          const opts = (buffers ? { buffers } : undefined) as GetOptions | undefined;
+          const bytes = await store.getRange(key, { offset: request.offset, length: request.length }, opts);
           if (bytes !== undefined) {
             parts = [];
             const local = { ...request, members: members.map((_, i) => i) };
             splitCoalesced(local, bytes, members, parts);
+            buffers?.split(bytes, parts);
           }
         }
         this.stats.bytes += request.length;

@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve as resolvePath } from "node:path";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
+import type { BufferPool } from "../stores/buffer-pool.js";
 import { BatchReader, type BatchReaderOptions, type BatchStats } from "./batch-reader.js";
 import { expandGen, render } from "./gen.js";
 import { decodeInline } from "./inline.js";
@@ -32,6 +33,11 @@ export interface ReferenceStoreOptions extends BatchReaderOptions {
   target?: string;
   /** Keys not in `references.refs` are looked up here (a parquet reference set). */
   lookup?: ReferenceLookup;
+}
+
+/** zarrita's read options, plus a pool for the bytes of byte-range references (see `BatchReader.read`). */
+export interface ReferenceGetOptions extends GetOptions {
+  buffers?: BufferPool;
 }
 
 /** Validates a parsed reference set (version 1, or the flat version-0 mapping). */
@@ -133,11 +139,11 @@ export class ReferenceStore implements AsyncReadable {
     return new ReferenceStore(parseReferences(text), { baseDir: dirname(resolvePath(path)), ...options });
   }
 
-  async get(key: AbsolutePath, opts?: GetOptions): Promise<Uint8Array | undefined> {
+  async get(key: AbsolutePath, opts?: ReferenceGetOptions): Promise<Uint8Array | undefined> {
     return this.read(key, undefined, opts);
   }
 
-  async getRange(key: AbsolutePath, range: RangeQuery, opts?: GetOptions): Promise<Uint8Array | undefined> {
+  async getRange(key: AbsolutePath, range: RangeQuery, opts?: ReferenceGetOptions): Promise<Uint8Array | undefined> {
     return this.read(key, range, opts);
   }
 
@@ -165,7 +171,7 @@ export class ReferenceStore implements AsyncReadable {
     return { url: this.urlOf(ref[0] as string | null, key.replace(/^\/+/, "")), offset: ref[1], length: ref[2] };
   }
 
-  private async read(key: string, range: RangeQuery | undefined, opts?: GetOptions): Promise<Uint8Array | undefined> {
+  private async read(key: string, range: RangeQuery | undefined, opts?: ReferenceGetOptions): Promise<Uint8Array | undefined> {
     const k = key.replace(/^\/+/, "");
     opts?.signal?.throwIfAborted();
     const ref = this.generated?.get(k) ?? this.own(k) ?? (await this.lookup?.get(k));
@@ -185,7 +191,7 @@ export class ReferenceStore implements AsyncReadable {
       }
       const r = clip(ref[2], range);
       if (r.length === 0) return new Uint8Array(0);
-      const bytes = await this.batch.read(store, target, { offset: ref[1] + r.offset, length: r.length });
+      const bytes = await this.batch.read(store, target, { offset: ref[1] + r.offset, length: r.length }, opts?.buffers);
       if (bytes === undefined) missing(k, url);
       if (bytes.length !== r.length) {
         throw new ReferenceSetError(`target too short: got ${bytes.length} of ${r.length} bytes at offset ${ref[1] + r.offset}`, k, url);

@@ -3,6 +3,7 @@
  * handling) and one storage service. A backend does one request per call and reports failures as
  * `StoreError`s with `retryable` set honestly; it never retries and never decompresses.
  */
+import type { BufferPool } from "./buffer-pool.js";
 import type { ObjectInfo } from "./types.js";
 
 /** A byte range to read: `length` omitted means "to the end", `suffixLength` the last N bytes. */
@@ -38,8 +39,17 @@ export interface Backend {
   /** Keys the service cannot store safely are refused here (throw InvalidKeyError). */
   validateKey?(key: string): void;
 
-  /** `undefined` only when the object truly does not exist (404 / ENOENT). */
-  read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined>;
+  /**
+   * `undefined` only when the object truly does not exist (404 / ENOENT). With `buffers`, a backend
+   * that reads into memory it allocates may take the destination from the pool (`take`) and return
+   * it as `data`; one that cannot ignores the pool. Either way `data` is the caller's.
+   */
+  read(
+    key: string,
+    range: ByteRange | undefined,
+    signal?: AbortSignal,
+    buffers?: BufferPool,
+  ): Promise<StoredObject | undefined>;
   /**
    * Several ranges of one object in one request (HTTP multi-range), when the service has it. Parts
    * follow the order of `ranges`, short only at the end of the object; `undefined` when the object

@@ -19,6 +19,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConflictError, InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { HandleCache, type OpenFile } from "./handle-cache.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import type { ObjectInfo } from "./types.js";
@@ -131,7 +132,12 @@ export class LocalBackend implements Backend {
     return undefined;
   }
 
-  async read(key: string, range: ByteRange | undefined): Promise<StoredObject | undefined> {
+  async read(
+    key: string,
+    range: ByteRange | undefined,
+    _signal?: AbortSignal,
+    buffers?: BufferPool,
+  ): Promise<StoredObject | undefined> {
     const operation = range ? "getRange" : "get";
     const openFile = async (): Promise<OpenFile | undefined> => {
       const found = await this.openObject(key, operation);
@@ -145,10 +151,10 @@ export class LocalBackend implements Backend {
         throw this.fail(error, key, operation);
       }
     };
-    if (this.handles) return this.handles.with(key, openFile, (file) => this.readOpen(file, key, range, operation));
+    if (this.handles) return this.handles.with(key, openFile, (file) => this.readOpen(file, key, range, operation, buffers));
     const file = await openFile();
     try {
-      return await this.readOpen(file, key, range, operation);
+      return await this.readOpen(file, key, range, operation, buffers);
     } finally {
       await file?.handle.close();
     }
@@ -159,6 +165,7 @@ export class LocalBackend implements Backend {
     key: string,
     range: ByteRange | undefined,
     operation: string,
+    buffers: BufferPool | undefined,
   ): Promise<StoredObject | undefined> {
     if (!file) return undefined;
     try {
@@ -171,7 +178,9 @@ export class LocalBackend implements Backend {
         end = range.length === undefined ? size : Math.min(size, range.offset + range.length);
       }
       // Sized from the file, never from the request: a huge range on a small file stays small.
-      const data = new Uint8Array(end - start);
+      // A pooled destination is read straight into (pread); on failure it is dropped, not given
+      // back, so a read still writing into it can never meet its next user.
+      const data = buffers ? buffers.take(end - start) : new Uint8Array(end - start);
       let filled = 0;
       while (filled < data.length) {
         const { bytesRead } = await handle.read(data, filled, data.length - filled, start + filled);

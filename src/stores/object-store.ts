@@ -176,7 +176,11 @@ export class ObjectStore implements Store {
       async ({ request }, signal) => {
         const bytes = await this.read(key, request, { ...opts, signal });
         if (bytes === undefined) missing = true;
-        else splitCoalesced(request, bytes, ranges, out);
+        else {
+          splitCoalesced(request, bytes, ranges, out);
+          // One use of a pooled block per range cut from it: reusable when all are given back.
+          opts.buffers?.split(bytes, request.members.map((i) => out[i]));
+        }
         return { value: undefined, bytes: bytes?.length ?? 0 };
       },
       { ...opts, concurrency: opts.concurrency ?? this.concurrency },
@@ -385,10 +389,14 @@ export class ObjectStore implements Store {
       );
     }
     return this.attempt(operation, k, opts.signal, async (signal) => {
-      const stored = await this.backend.read(k, range, signal);
+      const stored = await this.backend.read(k, range, signal, opts.buffers);
       if (stored === undefined) return undefined;
       this.stats.bytesRead += stored.data.length;
-      return opts.raw ? stored.data : this.decode(stored, k, operation, range !== undefined);
+      if (opts.raw) return stored.data;
+      const data = await this.decode(stored, k, operation, range !== undefined);
+      // Decompressed into new bytes: nobody but us saw the read buffer, so it goes straight back.
+      if (opts.buffers && data.buffer !== stored.data.buffer) opts.buffers.give(stored.data);
+      return data;
     });
   }
 

@@ -4,6 +4,7 @@
  * deletes and batched calls with bounded concurrency.
  */
 import type { AsyncMutable, RangeQuery } from "@zarrita/storage";
+import type { BufferPool } from "./buffer-pool.js";
 
 export type { RangeQuery };
 
@@ -14,6 +15,13 @@ export interface ReadOptions {
   signal?: AbortSignal;
   /** Return the stored bytes without undoing Content-Encoding. */
   raw?: boolean;
+  /**
+   * Read into buffers taken from this pool where the backend can (local disk); the caller gives
+   * each result (or each of `getRanges`' parts) back with `buffers.give` when done with it, or
+   * never, which is also safe. Only for callers that own the bytes until they give them back: a
+   * wrapper that caches or keeps results must not pass it through.
+   */
+  buffers?: BufferPool;
 }
 
 export interface WriteOptions {
