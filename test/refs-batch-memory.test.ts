@@ -6,8 +6,13 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BatchReader } from "../src/refs/batch-reader.js";
 import type { TargetStore } from "../src/refs/resolve.js";
+import { BufferPool } from "../src/stores/buffer-pool.js";
+import { LocalStore } from "../src/stores/local.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -43,5 +48,32 @@ describe("BatchReader memory", () => {
     expect(firstBlock!.deref()).toBeUndefined();
     releaseSecond();
     expect((await second)![0]).toBe(2);
+  });
+
+  it("lets the collector take a pooled block that is never given back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "batch-memory-"));
+    try {
+      writeFileSync(join(dir, "file"), new Uint8Array(2 << 20).fill(3));
+      const pool = new BufferPool();
+      const reader = new BatchReader();
+      const store = new LocalStore(dir);
+      let block: WeakRef<ArrayBuffer> | undefined;
+      await Promise.all([
+        reader.read(store, "file", { offset: 0, length: 1 << 20 }, pool),
+        reader.read(store, "file", { offset: 1 << 20, length: 1 << 20 }, pool),
+      ]).then(([a, b]) => {
+        expect(pool.holds(a!) && a!.buffer === b!.buffer).toBe(true);
+        block = new WeakRef(a!.buffer as ArrayBuffer);
+        pool.give(a!); // one of its two uses back; the other reader drops its view
+      });
+      await new Promise((r) => setImmediate(r));
+      gc();
+      await new Promise((r) => setImmediate(r));
+      gc();
+      expect(block!.deref()).toBeUndefined();
+      expect(pool.stats.freeBytes).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
