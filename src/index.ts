@@ -12,6 +12,7 @@ export * from "./errors.js";
 // Stores
 export * from "./stores/index.js";
 export type { GetRangesOptions } from "./stores/object-store.js";
+export { BufferPool, sizeClass, type BufferPoolOptions, type BufferPoolStats } from "./stores/buffer-pool.js";
 
 // HDF5 reader (metadata only)
 export { openHdf5, Hdf5File, type OpenOptions as Hdf5OpenOptions } from "./hdf5/file.js";
@@ -46,6 +47,7 @@ export {
   localResolver,
   parseReferences,
   ReferenceStore,
+  type ReferenceGetOptions,
   type ReferenceStoreOptions,
   type Resolver,
   type TargetStore,
