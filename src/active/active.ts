@@ -5,12 +5,14 @@
  * variance/std with an optional selection and axes.
  */
 import { missingRules, packing, type Attributes, type Packing } from "./cf.js";
+import { availableParallelism } from "node:os";
 import { reduceArray, type ChunkSource } from "./engine.js";
 import type { Partials } from "./partials.js";
 import { reduceRemote, type RemoteArray, type RemoteOptions } from "./remote.js";
 import type { MissingRules } from "./kernel.js";
 import { finalize, type ReductionResult, type Statistic } from "./result.js";
 import type { Selection } from "./selection.js";
+import { arrayLayout, reduceArrayThreaded } from "./worker-engine.js";
 
 export interface ActiveOptions {
   /** Reduce the stored (packed) values instead of unpacking scale_factor/add_offset. */
@@ -26,6 +28,12 @@ export interface ActiveOptions {
   /** Bytes of decoded chunks held at once; caps the workers for big chunks. Default 32 MiB. */
   memoryBudget?: number;
   signal?: AbortSignal;
+  /**
+   * Worker threads that decode and reduce chunks (only partials come back to this thread); 0 decodes
+   * and reduces here. Default: min(cores, 4) for compressed chunks, 0 for raw ones (the kernel on
+   * raw chunks is cheaper than shipping them to a thread).
+   */
+  threads?: number;
   /**
    * Push the work to active-storage servers (Reductionist API v2; several are used round-robin):
    * one request per chunk, only partials come back.
@@ -112,6 +120,8 @@ export class Active {
 
   /** Any statistic by name, as the CLI and server use it. */
   async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
+    // The threaded engine reads the array's metadata document once: before the reduction's bytes count.
+    const layout = this.options.server === undefined && this.options.threads !== 0 ? await arrayLayout(this.array) : undefined;
     const before = this.counter.bytesRead;
     const moments = op === "variance" || op === "std" || options.components === true;
     // Partials handed out (components) must merge with any others, so they keep everything.
@@ -134,7 +144,7 @@ export class Active {
       });
       ({ partials, chunks, bytesReceived, bytesReduced } = r);
     } else {
-      ({ partials, chunks } = await reduceArray(this.array, selection ?? null, {
+      const local = {
         axis: options.axis,
         missing: this.missing,
         moments,
@@ -142,7 +152,12 @@ export class Active {
         concurrency: this.options.concurrency,
         memoryBudget: this.options.memoryBudget,
         signal: this.options.signal,
-      }));
+      };
+      const threads = this.options.threads ?? (layout?.compressed ? Math.min(availableParallelism(), 4) : 0);
+      ({ partials, chunks } =
+        layout && threads > 0
+          ? await reduceArrayThreaded(this.array, selection ?? null, { ...local, threads })
+          : await reduceArray(this.array, selection ?? null, local));
     }
     const result = finalize(op, partials, this.array.dtype, { packing: this.packing, ddof: options.ddof });
     return {

@@ -1,0 +1,429 @@
+/**
+ * The threaded engine: the main thread plans the chunks and fetches their ENCODED bytes; worker
+ * threads (reduce-worker.ts) decode them with zarrita and reduce them with the chunk kernel, and send
+ * back only partials. Chunks travel in batches (one transferred buffer for many chunks), so a chunk
+ * costs the main thread a read and a copy instead of zarrita's decode bookkeeping, the decoded bytes
+ * and the kernel. Partials are merged in plan order, like engine.ts, so results are bit-identical.
+ *
+ * Falls back to the in-thread engine when the array is not a zarrita array we can describe to a
+ * worker (sharded, or a custom ChunkSource) or when no worker can run (no compiled script).
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { CodecError } from "../errors.js";
+import { blockOffset, isBigintDtype, planReduction, reduceArray, type ChunkSource, type ReduceOptions } from "./engine.js";
+import type { KernelOptions } from "./kernel.js";
+import { emptyPartials, mergePartials, type Partials } from "./partials.js";
+import { planChunks, type ChunkTask, type DimPiece } from "./plan.js";
+import type { Selection } from "./selection.js";
+
+/** What a worker needs to open the array: its path and metadata documents (by name, as text). */
+export interface ArraySpec {
+  id: number;
+  path: string;
+  version: 2 | 3;
+  docs: Record<string, string>;
+}
+
+export interface BatchChunk {
+  coords: number[];
+  pieces: DimPiece[];
+  /** Store key, for error messages. */
+  key: string;
+  offset: number;
+  /** -1: the chunk was never written (zarrita makes the fill chunk). */
+  length: number;
+}
+
+export interface BatchRequest {
+  kind: "batch";
+  seq: number;
+  array: ArraySpec;
+  kernel: KernelOptions;
+  collapsed: boolean[];
+  chunks: BatchChunk[];
+  buffer: ArrayBuffer;
+}
+
+export type WorkerRequest = BatchRequest | { kind: "release"; id: number } | { kind: "exit"; code: number };
+
+export type BatchReply =
+  | { seq: number; ok: true; values: Float64Array; nan: Uint8Array; buffer?: ArrayBuffer }
+  | { seq: number; ok: true; blocks: Partials[]; buffer?: ArrayBuffer }
+  | { seq: number; ok: false; kind: "codec" | "other"; message: string; codec?: string; chunkKey?: string };
+
+/** A zarrita array as the threaded engine reads it: the chunk source plus its store and path. */
+export interface ZarrArrayLike extends ChunkSource {
+  readonly store: { get(key: string, options?: { signal?: AbortSignal }): Promise<Uint8Array | undefined> };
+  readonly path: string;
+  resolve(path: string): { path: string };
+}
+
+export interface ArrayLayout {
+  spec: ArraySpec;
+  /** Store key of a chunk, as zarrita reads it. */
+  keyOf(coords: readonly number[]): string;
+  /** Codecs beyond the plain bytes layout (compression, filters). */
+  compressed: boolean;
+}
+
+export interface ThreadedOptions extends ReduceOptions {
+  /** Worker threads. */
+  threads: number;
+  /** Chunks per batch at most. Default 64. */
+  batchChunks?: number;
+  /** Decoded bytes per batch at most (at least one chunk). Default 4 MiB. */
+  batchBytes?: number;
+}
+
+const YOUNG_GENERATION_MB = 2;
+/** Batches at a worker at once (one running, one waiting), so a worker never idles for a round trip. */
+const PER_WORKER = 2;
+
+let nextArrayId = 1;
+/** Workers keep the arrays they opened until the array they stand for is garbage. */
+const released = new FinalizationRegistry<number>((id) => shared?.release(id));
+const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
+
+function isZarrArray(array: ChunkSource): array is ZarrArrayLike {
+  const a = array as Partial<ZarrArrayLike>;
+  return typeof a.path === "string" && typeof a.resolve === "function" && typeof a.store?.get === "function";
+}
+
+async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> {
+  const text = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined);
+  const v2 = text(await array.store.get(array.resolve(".zarray").path));
+  const v3 = v2 === undefined ? text(await array.store.get(array.resolve("zarr.json").path)) : undefined;
+  const doc = JSON.parse(v2 ?? v3 ?? "null") as Record<string, unknown> | null;
+  if (!doc) return undefined;
+  let encode: (coords: readonly number[]) => string;
+  let compressed: boolean;
+  if (v2 !== undefined) {
+    const sep = typeof doc.dimension_separator === "string" ? doc.dimension_separator : ".";
+    encode = (c) => (c.length ? c.join(sep) : "0");
+    compressed = doc.compressor != null || (Array.isArray(doc.filters) && doc.filters.length > 0);
+  } else {
+    const codecs = (doc.codecs ?? []) as { name: string }[];
+    if (codecs.some((c) => c.name === "sharding_indexed")) return undefined; // chunks are inside shards
+    const enc = (doc.chunk_key_encoding ?? { name: "default" }) as { name: string; configuration?: { separator?: string } };
+    if (enc.name === "v2") {
+      const sep = enc.configuration?.separator ?? ".";
+      encode = (c) => (c.length ? c.join(sep) : "0");
+    } else {
+      const sep = enc.configuration?.separator ?? "/";
+      encode = (c) => ["c", ...c].join(sep);
+    }
+    compressed = codecs.some((c) => c.name !== "bytes" && c.name !== "transpose");
+  }
+  return {
+    spec: { id: nextArrayId++, path: array.path, version: v2 !== undefined ? 2 : 3, docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! } },
+    keyOf: (coords) => array.resolve(encode(coords)).path,
+    compressed,
+  };
+}
+
+/**
+ * How a worker opens `array`, or undefined when it cannot (not a zarrita array, sharded). Reads the
+ * metadata document once per array (call it before counting a reduction's bytes).
+ */
+export function arrayLayout(array: ChunkSource): Promise<ArrayLayout | undefined> {
+  if (!isZarrArray(array)) return Promise.resolve(undefined);
+  let layout = layouts.get(array);
+  if (!layout) {
+    layout = describe(array).catch(() => undefined);
+    layouts.set(array, layout);
+    void layout.then((l) => l && released.register(array, l.spec.id));
+  }
+  return layout;
+}
+
+let scriptChecked = false;
+let script: URL | undefined;
+
+/** The compiled worker next to this module (the dist/ twin when running from .ts sources, as in vitest). */
+export function reduceWorkerScript(): URL | undefined {
+  if (scriptChecked) return script;
+  scriptChecked = true;
+  const here = import.meta.url;
+  const candidate = here.endsWith(".ts") ? new URL("../../dist/active/reduce-worker.js", here) : new URL("./reduce-worker.js", here);
+  script = candidate.protocol === "file:" && existsSync(fileURLToPath(candidate)) ? candidate : undefined;
+  return script;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<void>;
+  jobs: Map<number, { resolve(reply: BatchReply): void; reject(error: Error): void }>;
+}
+
+/** Worker threads that reduce batches; idle workers never keep the process alive. */
+export class ReducePool {
+  private readonly slots: Slot[] = [];
+  private seq = 0;
+  private closed = false;
+  /** Batches sent to workers (tests check that work did go to threads). */
+  readonly stats = { batches: 0 };
+
+  constructor(
+    readonly threads: number,
+    private readonly script: URL,
+  ) {}
+
+  /** Starts the workers; rejects when one cannot start (the caller then reduces in-thread). */
+  async ready(): Promise<void> {
+    while (this.slots.length < this.threads) this.spawn();
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  private spawn(): Slot {
+    const inherited = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+    const worker = new Worker(this.script, {
+      ...(inherited.length < process.execArgv.length && { execArgv: inherited }),
+      // A small young generation: the inflate and shuffle outputs die young and a scavenge frees
+      // their memory; with the default a worker held ~40 MB more at peak (zlib25 measured 2 vs 0/4/8).
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+    });
+    let started!: () => void;
+    let failed!: (e: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => ((started = resolve), (failed = reject)));
+    ready.catch(() => {}); // observed by ready() callers
+    const slot: Slot = { worker, ready, jobs: new Map() };
+    let error: Error | undefined;
+    worker.on("message", (reply: BatchReply | { ready: true }) => {
+      if ("ready" in reply) {
+        if (slot.jobs.size === 0) worker.unref(); // an idle pool never keeps the process alive
+        return started();
+      }
+      const job = slot.jobs.get(reply.seq);
+      if (!job) return;
+      slot.jobs.delete(reply.seq);
+      if (slot.jobs.size === 0) worker.unref();
+      job.resolve(reply);
+    });
+    worker.on("error", (e) => (error = e));
+    worker.on("exit", (code) => {
+      const at = this.slots.indexOf(slot);
+      if (at >= 0) this.slots.splice(at, 1);
+      const lost = new Error(
+        `a reduction worker thread exited with code ${code}${error ? `: ${error.message}` : ""}`,
+        error ? { cause: error } : undefined,
+      );
+      failed(lost);
+      for (const job of slot.jobs.values()) job.reject(lost);
+      slot.jobs.clear();
+    });
+    // The worker stays referenced until it is ready (someone awaits that), then only while it has
+    // batches; unref() must come after the listeners, as adding a "message" listener refs it again.
+    this.slots.push(slot);
+    return slot;
+  }
+
+  /** Runs a batch on the least busy worker (a replacement is started for one that died). */
+  run(request: Omit<BatchRequest, "seq">, transfer: ArrayBuffer[]): Promise<BatchReply> {
+    if (this.closed) return Promise.reject(new Error("the reduction pool is closed"));
+    if (this.slots.length < this.threads) this.spawn();
+    let slot = this.slots[0];
+    for (const s of this.slots) if (s.jobs.size < slot.jobs.size) slot = s;
+    const seq = this.seq++;
+    this.stats.batches++;
+    return new Promise((resolve, reject) => {
+      if (slot.jobs.size === 0) slot.worker.ref(); // a batch in progress keeps the process alive
+      slot.jobs.set(seq, { resolve, reject });
+      slot.worker.postMessage({ ...request, seq } satisfies BatchRequest, transfer);
+    });
+  }
+
+  /** Lets workers drop an array they opened. */
+  release(id: number): void {
+    for (const s of this.slots) s.worker.postMessage({ kind: "release", id } satisfies WorkerRequest);
+  }
+
+  /** Tests: make a worker exit as a crash would. */
+  crashForTest(code: number): void {
+    this.slots[0]?.worker.postMessage({ kind: "exit", code } satisfies WorkerRequest);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+  }
+}
+
+let shared: ReducePool | undefined;
+let broken = false;
+
+/** The process-wide pool with `threads` workers, or undefined when workers cannot run here. */
+export async function reducePool(threads: number): Promise<ReducePool | undefined> {
+  if (broken) return undefined;
+  const url = reduceWorkerScript();
+  if (!url) return undefined;
+  if (shared && shared.threads !== threads) {
+    void shared.close();
+    shared = undefined;
+  }
+  shared ??= new ReducePool(threads, url);
+  try {
+    await shared.ready();
+    return shared;
+  } catch {
+    broken = true; // a build whose worker cannot start: reduce in-thread from now on
+    void shared?.close();
+    shared = undefined;
+    return undefined;
+  }
+}
+
+/** The shared pool, if started (tests). */
+export function sharedReducePool(): ReducePool | undefined {
+  return shared;
+}
+
+/** Stops the shared pool's workers (tests; idle workers never hold a process). */
+export async function closeReducePool(): Promise<void> {
+  const pool = shared;
+  shared = undefined;
+  await pool?.close();
+}
+
+const ITEM_SIZE: Record<string, number> = {
+  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
+};
+
+function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
+  if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
+  return new Error(reply.message);
+}
+
+/** Per chunk partials of a batch, from a worker's packed answer. */
+function unpack(reply: Extract<BatchReply, { ok: true }>, tasks: ChunkTask[], collapsed: readonly boolean[], kernel: KernelOptions): Partials[] {
+  if ("blocks" in reply) return reply.blocks;
+  const moments = kernel.moments === true;
+  const out: Partials[] = [];
+  let v = 0;
+  let k = 0;
+  for (const task of tasks) {
+    const shape = task.pieces.filter((_, d) => !collapsed[d]).map((p) => p.count);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const take = () => reply.values.subarray(v, (v += n));
+    out.push({
+      shape,
+      count: take(),
+      sum: take(),
+      min: take(),
+      max: take(),
+      m2: moments ? take() : undefined,
+      nan: reply.nan.subarray(k, (k += n)),
+      ...(kernel.extremes === false && { extremes: false }),
+    });
+  }
+  return out;
+}
+
+/**
+ * `reduceArray` with decoding and the kernel on worker threads; same result, same chunk count.
+ * Falls back to `reduceArray` when the array or the process cannot use workers.
+ */
+export async function reduceArrayThreaded(
+  array: ChunkSource,
+  selection: Selection,
+  options: ThreadedOptions,
+): Promise<{ partials: Partials; chunks: number }> {
+  const layout = ITEM_SIZE[array.dtype] !== undefined && options.threads > 0 ? await arrayLayout(array) : undefined;
+  const pool = layout ? await reducePool(options.threads) : undefined;
+  if (!layout || !pool) return reduceArray(array, selection, options);
+  const source = array as ZarrArrayLike;
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  const plan = planReduction(array.shape, selection, options.axis);
+  const big = isBigintDtype(array.dtype);
+  const total = emptyPartials(plan.outShape, big, options.moments ?? false, big || options.extremes !== false);
+  const kernel: KernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
+  const tasks = planChunks(plan.slab, array.chunks);
+  const chunkBytes = array.chunks.reduce((a, b) => a * b, ITEM_SIZE[array.dtype]);
+  const perBatch = Math.max(1, Math.min(options.batchChunks ?? 64, Math.floor((options.batchBytes ?? 4 << 20) / chunkBytes)));
+  // Batches reading, at a worker, or waiting to be merged: bounds memory to about that many batches.
+  const maxBatches = pool.threads * PER_WORKER + 1;
+
+  let failure: { error: unknown } | undefined;
+  let chunks = 0;
+  let started = 0;
+  let merged = 0;
+  const done = new Map<number, { tasks: ChunkTask[]; blocks: Partials[] }>();
+  const running = new Set<Promise<void>>();
+  const spares: ArrayBuffer[] = [];
+  let wake: (() => void) | undefined;
+
+  const mergeReady = () => {
+    for (let b = done.get(merged); b; b = done.get(merged)) {
+      done.delete(merged++);
+      for (let i = 0; i < b.tasks.length; i++) mergePartials(total, b.blocks[i], blockOffset(b.tasks[i], plan.collapsed));
+      chunks += b.tasks.length;
+    }
+  };
+
+  const runBatch = async (index: number, batch: ChunkTask[]) => {
+    const keys = batch.map((t) => layout.keyOf(t.coords));
+    const reads = await Promise.allSettled(keys.map((key) => source.store.get(key, signal ? { signal } : undefined)));
+    for (const r of reads) if (r.status === "rejected") throw r.reason;
+    if (failure) return;
+    signal?.throwIfAborted();
+    const bytes = reads.map((r) => (r as PromiseFulfilledResult<Uint8Array | undefined>).value);
+    let size = 0;
+    const list: BatchChunk[] = batch.map((task, i) => {
+      const b = bytes[i];
+      const offset = (size + 7) & ~7; // aligned, so zarrita views the decoded bytes without a copy
+      if (b) size = offset + b.length;
+      return { coords: task.coords, pieces: task.pieces, key: keys[i].replace(/^\/+/, ""), offset, length: b ? b.length : -1 };
+    });
+    // Batch buffers come back with the answers and carry the next batches: no allocation (and none
+    // of the garbage collections external memory triggers) per batch.
+    const at = spares.findIndex((b) => b.byteLength >= size && b.byteLength <= 2 * size + (1 << 20));
+    const buffer = at >= 0 ? spares.splice(at, 1)[0] : new ArrayBuffer(size + (size >>> 4));
+    const view = new Uint8Array(buffer);
+    for (let i = 0; i < list.length; i++) if (bytes[i]) view.set(bytes[i]!, list[i].offset);
+    const reply = await pool.run(
+      { kind: "batch", array: layout.spec, kernel, collapsed: plan.collapsed, chunks: list, buffer },
+      [buffer],
+    );
+    if (!reply.ok) throw replyError(reply);
+    if (reply.buffer && spares.length < maxBatches) spares.push(reply.buffer);
+    done.set(index, { tasks: batch, blocks: unpack(reply, batch, plan.collapsed, kernel) });
+    mergeReady();
+  };
+
+  for (;;) {
+    if (failure) break;
+    if (signal?.aborted) {
+      failure = { error: signal.reason };
+      break;
+    }
+    if (started - merged >= maxBatches) {
+      await new Promise<void>((r) => (wake = r));
+      continue;
+    }
+    const batch: ChunkTask[] = [];
+    while (batch.length < perBatch) {
+      const next = tasks.next();
+      if (next.done) break;
+      batch.push(next.value);
+    }
+    if (batch.length === 0) break;
+    const job = runBatch(started++, batch)
+      .catch((error: unknown) => {
+        failure ??= { error }; // the first error wins
+      })
+      .finally(() => {
+        running.delete(job);
+        const w = wake;
+        wake = undefined;
+        w?.();
+      });
+    running.add(job);
+  }
+  // Nothing runs on after we return: wait for the reads and batches in flight.
+  while (running.size > 0) await Promise.all(running);
+  signal?.throwIfAborted(); // an abort wins over the errors of the reads it cancelled
+  if (failure) throw failure.error;
+  return { partials: total, chunks };
+}
