@@ -11,9 +11,14 @@
  *
  * Build and run (from the repository root; see bench/RESULTS.md):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/active.ts src/codecs/seek-bzip.d.ts
+ *     --types node --rootDir . --outDir node_modules/.cache/bench bench/active.ts src/codecs/seek-bzip.d.ts \
+ *     src/active/reduce-worker.ts src/codecs/pool-worker.ts
  *   node node_modules/.cache/bench/bench/active.js [--dir /tmp/activestore-bench] [--repeat 3]
- *     [--concurrency 16] [--cold] [--only raw75|zlib25]
+ *     [--concurrency 16] [--cold] [--only raw75|zlib25] [--threads 0,2]
+ *
+ * `--threads 0,2`: one activestore case per value (Active's `threads` option: 0 = the in-thread
+ * engine, N = N worker threads decode and reduce), interleaved with netCDF4, instead of the default
+ * choice and the cached-handles what-if.
  *
  * Warm by default: `cat` runs first, so every case reads from the page cache. `--cold` evicts the
  * file (posix_fadvise DONTNEED, this file only) before every case.
@@ -36,6 +41,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: "string", default: "16" },
     cold: { type: "boolean", default: false },
     only: { type: "string" },
+    threads: { type: "string" },
     // Internal: run one of our cases and print its report.
     child: { type: "boolean", default: false },
     // Internal: the child reads chunks through a cached file handle (what-if, see lib/handle-target).
@@ -78,7 +84,10 @@ async function childMain(): Promise<void> {
   const start = process.hrtime.bigint();
   const active = flags.handles
     ? await openWithCachedHandles(flags.file!)
-    : await openActive(flags.file!, "data", { concurrency: Number(flags.concurrency) });
+    : await openActive(flags.file!, "data", {
+        concurrency: Number(flags.concurrency),
+        ...(flags.threads !== undefined && { threads: Number(flags.threads) }),
+      });
   const result = await active.mean(selection);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const used = process.cpuUsage(cpu);
@@ -241,19 +250,25 @@ async function mainBench(): Promise<void> {
     }
     cats.set(name, medianBy(catRuns, (m) => m.seconds));
     for (const [selection, sel] of Object.entries(SELECTIONS)) {
-      const runs: Record<string, ChildRun<Report>[]> = { activestore: [], "netCDF4+numpy": [], "activestore, cached handles (what-if)": [] };
+      const threads = flags.threads?.split(",").map((t) => String(Number(t)));
+      const ourTools = threads ? threads.map((t) => `activestore threads=${t}`) : ["activestore"];
+      const runs: Record<string, ChildRun<Report>[]> = Object.fromEntries(
+        [...ourTools, "netCDF4+numpy", ...(threads ? [] : ["activestore, cached handles (what-if)"])].map((t) => [t, []]),
+      );
+      const ours = (extra: string[]) =>
+        runChild<Report>(process.execPath, [self, "--child", "--file", file, "--sel", selection, "--concurrency", String(flags.concurrency), ...extra]);
       for (let r = 0; r < repeat; r++) {
-        // Interleaved, so a burst of load on the machine hits both tools.
-        evict(file);
-        runs.activestore.push(
-          await runChild<Report>(process.execPath, [self, "--child", "--file", file, "--sel", selection, "--concurrency", String(flags.concurrency)]),
-        );
+        // Interleaved, so a burst of load on the machine hits every tool.
+        for (const [i, tool] of ourTools.entries()) {
+          evict(file);
+          runs[tool].push(await ours(threads ? ["--threads", threads[i]] : []));
+        }
         evict(file);
         runs["netCDF4+numpy"].push(await runChild<Report>(PYTHON, ["-c", PYTHON_CASE, file, sel.python]));
-        evict(file);
-        runs["activestore, cached handles (what-if)"].push(
-          await runChild<Report>(process.execPath, [self, "--child", "--handles", "--file", file, "--sel", selection, "--concurrency", String(flags.concurrency)]),
-        );
+        if (!threads) {
+          evict(file);
+          runs["activestore, cached handles (what-if)"].push(await ours(["--handles"]));
+        }
       }
       for (const [tool, list] of Object.entries(runs)) {
         rows.push({ file: name, selection, tool, run: medianBy(list, (x) => x.report.seconds) });
@@ -304,10 +319,13 @@ function render(rows: Row[], cats: Map<string, { seconds: number; cpuSeconds: nu
   lines.push("", "| file | selection | netCDF4 ÷ ours (time) | netCDF4 ÷ ours (CPU) | ours ÷ cat (time) |", "|---|---|---:|---:|---:|");
   for (const name of cats.keys()) {
     for (const selection of Object.keys(SELECTIONS)) {
-      const ours = rows.find((r) => r.file === name && r.selection === selection && r.tool === "activestore")!.run.report;
       const nc = rows.find((r) => r.file === name && r.selection === selection && r.tool === "netCDF4+numpy")!.run.report;
-      const cat = selection === "whole" ? `${f(ours.seconds / cats.get(name)!.seconds)}×` : "n/a";
-      lines.push(`| ${name} | ${selection} | ${f(nc.seconds / ours.seconds)}× | ${f(nc.workCpuSeconds / ours.workCpuSeconds)}× | ${cat} |`);
+      for (const row of rows.filter((r) => r.file === name && r.selection === selection && r.tool.startsWith("activestore") && !r.tool.includes("what-if"))) {
+        const ours = row.run.report;
+        const cat = selection === "whole" ? `${f(ours.seconds / cats.get(name)!.seconds)}×` : "n/a";
+        const label = row.tool === "activestore" ? selection : `${selection} (${row.tool})`;
+        lines.push(`| ${name} | ${label} | ${f(nc.seconds / ours.seconds)}× | ${f(nc.workCpuSeconds / ours.workCpuSeconds)}× | ${cat} |`);
+      }
     }
   }
   return lines.join("\n");
