@@ -6,7 +6,8 @@
  */
 import { missingRules, packing, type Attributes, type Packing } from "./cf.js";
 import { availableParallelism } from "node:os";
-import { reduceArray, type ChunkSource } from "./engine.js";
+import { planReduction, reduceArray, type ChunkSource } from "./engine.js";
+import { countChunks } from "./plan.js";
 import type { Partials } from "./partials.js";
 import { reduceRemote, type RemoteArray, type RemoteOptions } from "./remote.js";
 import type { MissingRules } from "./kernel.js";
@@ -58,6 +59,9 @@ export interface StatisticOptions {
 export interface ReadCounter {
   bytesRead: number;
 }
+
+/** Fewer chunks than this reduce in-thread by default: a few round trips buy nothing. */
+const MIN_THREADED_CHUNKS = 16;
 
 export class Active {
   readonly missing: MissingRules;
@@ -118,6 +122,17 @@ export class Active {
     return this.reduce("std", selection, options);
   }
 
+  /**
+   * Worker threads when nothing says: compressed chunks, enough of them to keep the workers busy
+   * (decoding is what they take off this thread; raw chunks cost less to reduce here than to ship).
+   */
+  private defaultThreads(compressed: boolean, selection: Selection | undefined, axis: StatisticOptions["axis"]): number {
+    if (!compressed) return 0;
+    const threads = Math.min(availableParallelism(), 4);
+    const chunks = countChunks(planReduction(this.array.shape, selection ?? null, axis).slab, this.array.chunks);
+    return chunks >= MIN_THREADED_CHUNKS ? threads : 0;
+  }
+
   /** Any statistic by name, as the CLI and server use it. */
   async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
     // The threaded engine reads the array's metadata document once: before the reduction's bytes count.
@@ -153,7 +168,7 @@ export class Active {
         memoryBudget: this.options.memoryBudget,
         signal: this.options.signal,
       };
-      const threads = this.options.threads ?? (layout?.compressed ? Math.min(availableParallelism(), 4) : 0);
+      const threads = this.options.threads ?? this.defaultThreads(layout?.compressed === true, selection, options.axis);
       ({ partials, chunks } =
         layout && threads > 0
           ? await reduceArrayThreaded(this.array, selection ?? null, { ...local, threads })
