@@ -170,6 +170,40 @@ describe("failures", () => {
     sameResult(await again.mean(), await here.mean(), "after abort");
   });
 
+  it("an abort while batches are at the workers rejects with the reason; nothing is left running", async () => {
+    registerCodecs();
+    const controller = new AbortController();
+    const reason = new Error("enough");
+    let gets = 0;
+    // A real store whose 400th chunk read pulls the plug: 640 chunks go in batches of 64, five
+    // batches at a time, so the 6th batch (reads 321..384) starts only once a worker answered.
+    class AbortingStore extends MemoryStore {
+      override get(key: string, opts?: Parameters<MemoryStore["get"]>[1]) {
+        if (/\/c\//.test(key) && ++gets === 400) controller.abort(reason);
+        return super.get(key, opts);
+      }
+    }
+    const store = new AbortingStore();
+    const arr = await zarr.create(zarr.root(store).resolve("a"), {
+      shape: [64, 40],
+      chunkShape: [2, 2],
+      dtype: "float64",
+      fillValue: 0,
+      codecs: [{ name: "bytes", configuration: { endian: "little" } }, { name: "numcodecs.zlib", configuration: { level: 1 } }],
+    });
+    await zarr.set(arr, null, { data: new Float64Array(64 * 40).map((_, i) => i % 97), shape: [64, 40], stride: [40, 1] });
+    const active = await openActive(store, "a", { threads: 2, signal: controller.signal });
+    const before = batches();
+    await expect(active.mean()).rejects.toBe(reason);
+    expect(batches()).toBeGreaterThan(before); // some batches did reach the workers
+    const readsAtAbort = gets;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(gets).toBe(readsAtAbort); // no reads after the rejection
+    const again = await openActive(store, "a", { threads: 2 });
+    const here = await openActive(store, "a", { threads: 0 });
+    sameResult(await again.mean(), await here.mean(), "after a mid-flight abort");
+  });
+
   it("a worker that dies rejects the reduction cleanly; the next one gets a new worker", async () => {
     const pool = (await reducePool(1))!;
     const active = await Active.open(join(DIR, "active.nc"), "f4_zlib", { threads: 1 });
