@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { CodecError } from "../errors.js";
+import { BufferPool } from "../stores/buffer-pool.js";
 import { blockOffset, isBigintDtype, planReduction, reduceArray, type ChunkSource, type ReduceOptions } from "./engine.js";
 import type { KernelOptions } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
@@ -55,7 +56,9 @@ export type BatchReply =
 
 /** A zarrita array as the threaded engine reads it: the chunk source plus its store and path. */
 export interface ZarrArrayLike extends ChunkSource {
-  readonly store: { get(key: string, options?: { signal?: AbortSignal }): Promise<Uint8Array | undefined> };
+  readonly store: {
+    get(key: string, options?: { signal?: AbortSignal; buffers?: BufferPool }): Promise<Uint8Array | undefined>;
+  };
   readonly path: string;
   resolve(path: string): { path: string };
 }
@@ -352,6 +355,10 @@ export async function reduceArrayThreaded(
   const done = new Map<number, { tasks: ChunkTask[]; blocks: Partials[] }>();
   const running = new Set<Promise<void>>();
   const spares: ArrayBuffer[] = [];
+  // Reads land in pooled buffers, given back once copied into a batch: the same few buffers carry
+  // the whole read (as in engine.ts), instead of garbage the main thread must collect.
+  const buffers = options.buffers === false ? undefined : (options.buffers ?? new BufferPool());
+  const readOptions = signal || buffers ? { signal, buffers } : undefined;
   let wake: (() => void) | undefined;
 
   const mergeReady = () => {
@@ -364,11 +371,17 @@ export async function reduceArrayThreaded(
 
   const runBatch = async (index: number, batch: ChunkTask[]) => {
     const keys = batch.map((t) => layout.keyOf(t.coords));
-    const reads = await Promise.allSettled(keys.map((key) => source.store.get(key, signal ? { signal } : undefined)));
-    for (const r of reads) if (r.status === "rejected") throw r.reason;
-    if (failure) return;
-    signal?.throwIfAborted();
-    const bytes = reads.map((r) => (r as PromiseFulfilledResult<Uint8Array | undefined>).value);
+    const reads = await Promise.allSettled(keys.map((key) => source.store.get(key, readOptions)));
+    const bytes = reads.map((r) => (r.status === "fulfilled" ? r.value : undefined));
+    const giveBack = () => {
+      if (buffers) for (const b of bytes) if (b) buffers.give(b);
+    };
+    const rejected = reads.find((r) => r.status === "rejected");
+    if (rejected || failure || signal?.aborted) {
+      giveBack();
+      if (rejected) throw rejected.reason;
+      return; // the abort is thrown once everything in flight has settled
+    }
     let size = 0;
     const list: BatchChunk[] = batch.map((task, i) => {
       const b = bytes[i];
@@ -382,6 +395,7 @@ export async function reduceArrayThreaded(
     const buffer = at >= 0 ? spares.splice(at, 1)[0] : new ArrayBuffer(size + (size >>> 4));
     const view = new Uint8Array(buffer);
     for (let i = 0; i < list.length; i++) if (bytes[i]) view.set(bytes[i]!, list[i].offset);
+    giveBack();
     const reply = await pool.run(
       { kind: "batch", array: layout.spec, kernel, collapsed: plan.collapsed, chunks: list, buffer },
       [buffer],
