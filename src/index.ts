@@ -95,6 +95,7 @@ export type { ReductionResult, Statistic } from "./active/result.js";
 export { combinePartials, type Partials } from "./active/partials.js";
 export { reduceChunk, type ChunkSelection, type KernelOptions, type MissingRules } from "./active/kernel.js";
 export { reduceArray, workerCount, type ReduceOptions } from "./active/engine.js";
+export { closeReducePool, reduceArrayThreaded, type ThreadedOptions } from "./active/worker-engine.js";
 export { parseSelection, type Selection } from "./active/selection.js";
 export { missingRules, packing } from "./active/cf.js";
 

@@ -154,6 +154,7 @@ export class Active {
         axis: options.axis,
         missing: this.missing,
         moments,
+        extremes,
         concurrency: this.options.concurrency,
         signal: this.options.signal,
       });
