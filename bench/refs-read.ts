@@ -10,7 +10,8 @@
  *
  * Build and run (from the repository root; see bench/RESULTS.md):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/refs-read.ts
+ *     --types node --rootDir . --outDir node_modules/.cache/bench bench/refs-read.ts src/codecs/seek-bzip.d.ts \
+ *     src/codecs/pool-worker.ts   # the codec pool's worker script; without it decoding stays on the main thread
  *   node node_modules/.cache/bench/bench/refs-read.js [--quick] [--dir /tmp/activestore-bench]
  *     [--files raw75.nc,zlib25.nc] [--concurrency 16] [--skip-zarrita]
  * --quick reads the first 100 of 500 planes instead of the whole variable.
