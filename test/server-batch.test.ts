@@ -14,12 +14,15 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { reduceRemote, type RemoteArray, type RemoteChunk } from "../src/active/remote.js";
 import { loadCodecChain, registerCodecs } from "../src/codecs/index.js";
 import { startServer, type ReductionServer } from "../src/server/index.js";
+import { sharedReducePool } from "../src/active/worker-engine.js";
 import { encodeArray, post, prng, values } from "./fixtures/server/harness.js";
 
 const CHUNK = [10, 12];
 const N_CHUNKS = 6;
 const codecs = [{ id: "shuffle", elementsize: 8 }, { id: "zlib", level: 1 }];
 let object: Uint8Array;
+/** More objects the origin serves, by path (the worker-path tests). */
+const objects = new Map<string, Uint8Array>();
 const ranges: { offset: number; size: number }[] = [];
 let origin: Server;
 let originUrl: string;
@@ -29,14 +32,15 @@ let server: ReductionServer;
 /** A plain HTTP origin with single-range GETs, counting them. */
 function startOrigin(): Promise<void> {
   origin = createServer((req, res) => {
-    if (req.url !== "/file.bin") return void res.writeHead(404).end();
+    const body = req.url === "/file.bin" ? object : objects.get(req.url ?? "");
+    if (!body) return void res.writeHead(404).end();
     gets++;
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
-    if (!m) return void res.writeHead(200, { "content-length": object.length }).end(object);
+    if (!m) return void res.writeHead(200, { "content-length": body.length }).end(body);
     const start = Number(m[1]);
-    const end = Math.min(Number(m[2]), object.length - 1);
-    res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${object.length}` });
-    res.end(object.subarray(start, end + 1));
+    const end = Math.min(Number(m[2]), body.length - 1);
+    res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${body.length}` });
+    res.end(body.subarray(start, end + 1));
   });
   return new Promise((resolve) => origin.listen(0, "127.0.0.1", () => resolve()));
 }
@@ -188,4 +192,105 @@ test("reduceRemote batches by default and gives the partials of one request per 
   const capped = await reduceRemote(array, selection, { servers: server.url, moments: true, concurrency: 2, batch: 8 });
   expect(capped.requests).toBe(N_CHUNKS);
   expect(capped.partials).toEqual(one.partials);
+});
+
+describe("moments batches of compressed chunks on the reduce worker threads", () => {
+  let on: ReductionServer;
+  let off: ReductionServer;
+  const big: { offset: number; size: number }[] = [];
+  const ints: { offset: number; size: number }[] = [];
+  const bad: { offset: number; size: number }[] = [];
+
+  /** Chunks back to back after a 16-byte header, served at `path`; their ranges. */
+  async function serveChunks(path: string, parts: Uint8Array[]): Promise<{ offset: number; size: number }[]> {
+    const out: { offset: number; size: number }[] = [];
+    const all = new Uint8Array(16 + parts.reduce((n, p) => n + p.length, 0));
+    let at = 16;
+    for (const p of parts) out.push({ offset: at, size: p.length }), all.set(p, at), (at += p.length);
+    objects.set(path, all);
+    return out;
+  }
+
+  beforeAll(async () => {
+    on = await startServer({ port: 0, allowHosts: ["127.0.0.1"], reduceThreads: 2, logger: () => undefined });
+    off = await startServer({ port: 0, allowHosts: ["127.0.0.1"], reduceThreads: 0, logger: () => undefined });
+    const chain = await loadCodecChain(codecs, { dataType: "float64", shape: CHUNK });
+    const bigParts = [];
+    for (let c = 0; c < 4; c++) bigParts.push(await chain.encode(encodeArray("float64", values("float64", 120, prng(c + 11)), CHUNK, "C", "big")));
+    big.push(...(await serveChunks("/big.bin", bigParts)));
+    const intChain = await loadCodecChain([{ id: "shuffle", elementsize: 4 }, { id: "zlib", level: 1 }], { dataType: "int32", shape: CHUNK });
+    const intParts = [];
+    for (let c = 0; c < 4; c++) intParts.push(await intChain.encode(encodeArray("int32", values("int32", 120, prng(c + 21)), CHUNK, "C", "little")));
+    ints.push(...(await serveChunks("/int.bin", intParts)));
+    // A good chunk, bytes that are no zlib stream, and a zlib stream 100 values long where 120 are due.
+    const short = await loadCodecChain(codecs, { dataType: "float64", shape: [10, 10] });
+    const badParts = [
+      (await chain.encode(encodeArray("float64", values("float64", 120, prng(31)), CHUNK, "C", "little"))),
+      new TextEncoder().encode("not a zlib stream at all, just text"),
+      await short.encode(encodeArray("float64", values("float64", 100, prng(32)), [10, 10], "C", "little")),
+    ];
+    bad.push(...(await serveChunks("/bad.bin", badParts)));
+  });
+  afterAll(async () => {
+    await on?.close();
+    await off?.close();
+  });
+
+  const at = (path: string, r: { offset: number; size: number }, selection?: (number | null)[][]) => ({
+    url: `${originUrl}${path}`, offset: r.offset, size: r.size, ...(selection && { selection }),
+  });
+
+  /** The same batch with reduceThreads 2 (workers) and 0 (today's path): the same status and CBOR. */
+  async function both(body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown>; used: number }> {
+    const before = sharedReducePool()?.stats.batches ?? 0;
+    const threaded = await post(on.url, "moments/batch", body);
+    const used = (sharedReducePool()?.stats.batches ?? 0) - before;
+    const old = await post(off.url, "moments/batch", body);
+    expect(threaded.status).toBe(old.status);
+    expect(threaded.body).toEqual(old.body);
+    return { status: threaded.status, body: threaded.body, used };
+  }
+
+  test("zlib + shuffle, with selections: the workers answer what today's path answers", async () => {
+    const selections = [[[0, 10, 1], [0, 12, 1]], [[1, 9, 2], [0, 12, 3]], [[9, null, -1], [2, 5, 1]]];
+    const items = Array.from({ length: N_CHUNKS }, (_, c) => chunk(c, selections[c % 3] as number[][]));
+    const r = (await both({ ...shared(), chunks: items })) as { status: number; used: number };
+    expect(r.status).toBe(200);
+    expect(r.used).toBe(1); // one group, one batch at the workers
+    const lean = (await both({ ...shared(), chunks: items, option_m2: false, option_extremes: false })) as { used: number };
+    expect(lean.used).toBe(1);
+  });
+
+  test("big-endian data, an axis, int32 with a missing value", async () => {
+    const bigShared = { ...shared(), byte_order: "big" };
+    const b = (await both({ ...bigShared, chunks: big.map((r) => at("/big.bin", r)) })) as { status: number; used: number };
+    expect(b.status).toBe(200);
+    expect(b.used).toBe(1);
+    const axis = (await both({ ...bigShared, axis: [1], chunks: big.map((r, i) => at("/big.bin", r, [[i, 10, 1], [0, 12, 2]])) })) as {
+      status: number; body: { shape: number[] }; used: number;
+    };
+    expect(axis.status).toBe(200);
+    expect(axis.used).toBe(1);
+    const intShared = { ...shared(), dtype: "int32", filters: [{ id: "shuffle", element_size: 4 }], missing: { missing_value: 7 } };
+    const i = (await both({ ...intShared, axis: [0], chunks: ints.map((r) => at("/int.bin", r)) })) as { status: number; used: number };
+    expect(i.status).toBe(200);
+    expect(i.used).toBe(1);
+  });
+
+  test("a corrupt chunk in a batch: today's status and error body", async () => {
+    const corrupt = await both({ ...shared(), chunks: [at("/bad.bin", bad[0]), at("/bad.bin", bad[1])] });
+    expect(corrupt.status).toBe(400);
+    expect(corrupt.body.error).toMatchObject({ message: "failed to decompress data" });
+    const good = (await both({ ...shared(), chunks: [at("/bad.bin", bad[0])] })) as { status: number; used: number };
+    expect(good.status).toBe(200);
+    expect(good.used).toBe(1);
+  });
+
+  // Known broken, why reduceThreads defaults to 0: reduce-worker.ts does not check the decoded
+  // size (the codec chain does), so a zlib stream of 100 values where 120 are due answers 200
+  // with values past the end, where today's path answers 400. Passes once the worker checks it.
+  test.fails("a chunk that decodes to the wrong size: today's 400", async () => {
+    const short = (await both({ ...shared(), chunks: [at("/bad.bin", bad[0]), at("/bad.bin", bad[2])] })) as { status: number };
+    expect(short.status).toBe(400);
+  });
 });

@@ -85,6 +85,11 @@ const YOUNG_GENERATION_MB = 2;
 const PER_WORKER = 2;
 
 let nextArrayId = 1;
+
+/** A fresh ArraySpec id (ids are shared by everything that sends batches to the pool's workers). */
+export function newArrayId(): number {
+  return nextArrayId++;
+}
 /** Workers keep the arrays they opened until the array they stand for is garbage. */
 const released = new FinalizationRegistry<number>((id) => shared?.release(id));
 const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
@@ -293,13 +298,13 @@ const ITEM_SIZE: Record<string, number> = {
   int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
 };
 
-function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
+export function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
   if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
   return new Error(reply.message);
 }
 
-/** Per chunk partials of a batch, from a worker's packed answer. */
-function unpack(reply: Extract<BatchReply, { ok: true }>, tasks: ChunkTask[], collapsed: readonly boolean[], kernel: KernelOptions): Partials[] {
+/** Per chunk partials of a batch, from a worker's packed answer (`tasks` in the batch's chunk order). */
+export function unpack(reply: Extract<BatchReply, { ok: true }>, tasks: readonly { pieces: readonly DimPiece[] }[], collapsed: readonly boolean[], kernel: KernelOptions): Partials[] {
   if ("blocks" in reply) return reply.blocks;
   const moments = kernel.moments === true;
   const out: Partials[] = [];

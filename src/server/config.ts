@@ -31,6 +31,11 @@ export interface ServerConfig {
   queueTimeoutMs: number;
   /** Operations computing at once. */
   concurrency: number;
+  /**
+   * Worker threads that decode and reduce the chunks of a `moments` batch (only partials come
+   * back); 0 decodes through the codec pool and reduces on the main thread.
+   */
+  reduceThreads: number;
   /** Whole-request deadline (upstream read + decode + reduce). */
   requestTimeoutMs: number;
   upstreamTimeoutMs: number;
@@ -58,6 +63,10 @@ export function defaultConfig(): ServerConfig {
     maxQueue: 1024,
     queueTimeoutMs: 30_000,
     concurrency: Math.max(1, availableParallelism()),
+    // Off until the worker checks a chunk's decoded size (reduce-worker.ts): a zlib stream shorter
+    // than the chunk answers garbage there, where the codec chain answers 400. To turn on, use
+    // Math.min(availableParallelism(), 4), Active's default, so an in-process client shares the pool.
+    reduceThreads: 0,
     requestTimeoutMs: 120_000,
     upstreamTimeoutMs: 30_000,
     upstreamAttempts: 3,
@@ -67,7 +76,7 @@ export function defaultConfig(): ServerConfig {
 
 const NUMBER_KEYS = [
   "port", "maxBodyBytes", "maxChunkBytes", "maxDecodedBytes", "maxDims", "memoryBytes", "maxQueue", "queueTimeoutMs",
-  "concurrency", "requestTimeoutMs", "upstreamTimeoutMs", "upstreamAttempts", "shutdownTimeoutMs",
+  "concurrency", "reduceThreads", "requestTimeoutMs", "upstreamTimeoutMs", "upstreamAttempts", "shutdownTimeoutMs",
 ] as const;
 
 /** Merges a JSON config object over the defaults, checking every key and type. */

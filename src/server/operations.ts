@@ -20,9 +20,9 @@
 import { stridesOf } from "../util/strides.js";
 import { halfToNumber } from "../refs/fill.js";
 import { RequestError } from "../errors.js";
-import { reduceChunk, type NumericArray } from "../active/kernel.js";
+import { reduceChunk, type KernelOptions, type NumericArray } from "../active/kernel.js";
 import { type Partials } from "../active/partials.js";
-import { planReduction } from "../active/engine.js";
+import { planReduction, type ReducePlan } from "../active/engine.js";
 import type { DimPiece } from "../active/plan.js";
 import { ITEM_SIZE, type Dtype, type ReductionRequest } from "./request.js";
 
@@ -152,17 +152,10 @@ export function runOperation(req: ReductionRequest, decoded: Uint8Array): Operat
       `Raw data size must be equal to the product of shape indices and dtype size in bytes (${data.length} elements, shape [${shape}])`,
     ]);
   }
-  const selection = req.selection?.map(([start, stop, step]) => ({ start, stop, step }));
+  const { plan, pieces, kernel } = chunkPlan(req, shape);
   const reduceAll = req.axis === undefined;
-  const plan = planReduction(shape, selection, req.operation === "select" ? [] : req.axis ?? null);
-  const pieces: DimPiece[] = plan.slab.map((r) => ({ chunk: 0, localStart: r.start, step: r.step, count: r.count, outStart: 0 }));
-  const moments = req.operation === "moments";
-  const partials = reduceChunk(
-    { data, chunkShape: shape, order: req.order, pieces, collapsed: plan.collapsed },
-    // A moments client that needs no M2 or min/max (a mean) says so; the kernel then skips them.
-    { missing: req.missing, moments: moments && req.m2, extremes: !moments || req.extremes },
-  );
-  const fortran = req.order === "F" && plan.outShape.length > 1 && (req.operation === "select" || req.axis?.length === 0);
+  const partials = reduceChunk({ data, chunkShape: shape, order: req.order, pieces, collapsed: plan.collapsed }, kernel);
+  const fortran = isFortranOutput(req, plan);
   const ordered = <T>(values: ArrayLike<T>): ArrayLike<T> => (fortran ? toFortran(values, plan.outShape) : values);
   const counts = Array.from(ordered(partials.count));
   const outShape = reduceAll && req.operation !== "select" ? [] : plan.outShape;
@@ -194,8 +187,30 @@ export function runOperation(req: ReductionRequest, decoded: Uint8Array): Operat
       return { bytes: writeValues(vdtype, ordered(values)), dtype: vdtype, shape: outShape, count: countOut };
     }
     case "moments":
-      return { bytes: new Uint8Array(0), dtype: vdtype, shape: plan.outShape, count: counts, moments: momentsOf(partials, vdtype) };
+      return momentsResult(req, partials, plan.outShape, counts);
   }
+}
+
+/** How one chunk of `shape` is reduced: the plan, the kernel's pieces and options (shared with the worker path). */
+export function chunkPlan(req: ReductionRequest, shape: number[]): { plan: ReducePlan; pieces: DimPiece[]; kernel: KernelOptions } {
+  const selection = req.selection?.map(([start, stop, step]) => ({ start, stop, step }));
+  const plan = planReduction(shape, selection, req.operation === "select" ? [] : req.axis ?? null);
+  const pieces: DimPiece[] = plan.slab.map((r) => ({ chunk: 0, localStart: r.start, step: r.step, count: r.count, outStart: 0 }));
+  const moments = req.operation === "moments";
+  // A moments client that needs no M2 or min/max (a mean) says so; the kernel then skips them.
+  const kernel: KernelOptions = { missing: req.missing, moments: moments && req.m2, extremes: !moments || req.extremes };
+  return { plan, pieces, kernel };
+}
+
+/** Whether the answer's elements are reordered to F order (Reductionist's order for F-ordered per-element output). */
+export function isFortranOutput(req: ReductionRequest, plan: ReducePlan): boolean {
+  return req.order === "F" && plan.outShape.length > 1 && (req.operation === "select" || req.axis?.length === 0);
+}
+
+/** A moments answer from the chunk's partials (counts already in output order). */
+export function momentsResult(req: ReductionRequest, partials: Partials, outShape: number[], counts: number[] = Array.from(partials.count)): OperationResult {
+  const vdtype = valueDtype(req.dtype);
+  return { bytes: new Uint8Array(0), dtype: vdtype, shape: outShape, count: counts, moments: momentsOf(partials, vdtype) };
 }
 
 function momentsOf(p: Partials, dtype: string): MomentsFields {

@@ -15,7 +15,11 @@ import type { CodecChains } from "./chains.js";
 import type { LogEntry } from "./config.js";
 import type { MemoryBudget, Semaphore } from "./limits.js";
 import type { Metrics } from "./metrics.js";
-import { runOperation, type OperationResult } from "./operations.js";
+import { chunkPlan, isFortranOutput, momentsResult, runOperation, type OperationResult } from "./operations.js";
+import { newArrayId, reducePool, unpack, type ArraySpec, type BatchChunk } from "../active/worker-engine.js";
+import type { KernelOptions } from "../active/kernel.js";
+import type { DimPiece } from "../active/plan.js";
+import type { ReducePlan } from "../active/engine.js";
 import { ITEM_SIZE, parseBatch, parseRequest, type Operation, type ReductionRequest, type RequestLimits } from "./request.js";
 import { basicAuth, checkHost, credentialsId, type Credentials, type Upstream } from "./upstream.js";
 
@@ -29,6 +33,8 @@ export interface ReducerParts {
   metrics: Metrics;
   chains: CodecChains;
   log: (entry: LogEntry) => void;
+  /** Worker threads for `moments` batches of compressed chunks; 0 or absent: decode and reduce as single requests do. */
+  reduceThreads?: number;
 }
 
 /** What the access log notes about a request. */
@@ -106,7 +112,8 @@ export class Reducer {
             try {
               const raws = await this.fetch(group.items, credentials, groupSignal);
               fetched += raws.reduce((n, raw) => n + raw.length, 0);
-              await Promise.all(group.items.map(async (item, i) => (results[item.index] = await this.compute(item.req, raws[i], groupSignal))));
+              const answers = await this.computeGroup(group.items, raws, groupSignal);
+              group.items.forEach((item, i) => (results[item.index] = answers[i]));
             } finally {
               release();
             }
@@ -153,9 +160,102 @@ export class Reducer {
     return out as Uint8Array[];
   }
 
+  /** A group's answers: on the reduce workers when they can give today's answer, else chunk by chunk. */
+  private async computeGroup(items: readonly Item[], raws: Uint8Array[], signal: AbortSignal): Promise<OperationResult[]> {
+    const threaded = await this.onWorkers(items, raws, signal);
+    return threaded ?? Promise.all(items.map((item, i) => this.compute(item.req, raws[i], signal)));
+  }
+
+  /**
+   * Decodes and reduces a group of compressed `moments` chunks as ONE batch on the reduce workers;
+   * only partials come back. Undefined when the group does not qualify, no worker can run, or a
+   * worker failed: the caller then takes today's path, which gives today's answer or error
+   * (a corrupt chunk's 400 included) byte for byte.
+   */
+  private async onWorkers(items: readonly Item[], raws: Uint8Array[], signal: AbortSignal): Promise<OperationResult[] | undefined> {
+    const threads = this.parts.reduceThreads ?? 0;
+    const plans = threads > 0 ? items.map((item) => workerPlan(item.req)) : [];
+    if (plans.length === 0 || plans.some((p) => p === undefined)) return undefined;
+    // Every chunk of a group shares dtype, shape, axis and options; only the selection differs,
+    // and the kernel takes `collapsed` per batch (a selection can drop a dimension).
+    const collapsed = plans[0]!.plan.collapsed;
+    if (plans.some((p) => p!.plan.collapsed.some((c, d) => c !== collapsed[d]))) return undefined;
+    const spec = this.specFor(items[0].req);
+    if (!spec) return undefined;
+    const pool = await reducePool(threads);
+    if (!pool) return undefined;
+    signal.throwIfAborted();
+    let size = 0;
+    const chunks: BatchChunk[] = items.map((item, i) => {
+      const offset = (size + 7) & ~7; // aligned, so zarrita views the decoded bytes without a copy
+      size = offset + raws[i].length;
+      return { coords: item.req.shape!.map(() => 0), pieces: plans[i]!.pieces, key: item.req.url.pathname, offset, length: raws[i].length };
+    });
+    const buffer = new ArrayBuffer(size);
+    const view = new Uint8Array(buffer);
+    chunks.forEach((c, i) => view.set(raws[i], c.offset));
+    const kernel = plans[0]!.kernel;
+    let reply;
+    try {
+      reply = await pool.run({ kind: "batch", array: spec, kernel, collapsed, chunks, buffer }, [buffer]);
+    } catch {
+      return undefined; // a worker died: today's path answers
+    }
+    if (!reply.ok) return undefined;
+    signal.throwIfAborted();
+    const partials = unpack(reply, chunks, collapsed, kernel);
+    return items.map((item, i) => momentsResult(item.req, partials[i], plans[i]!.plan.outShape));
+  }
+
+  /** ArraySpecs by `.zarray` text: workers open each distinct chunk description once. */
+  private readonly specs = new Map<string, ArraySpec>();
+
+  private specFor(req: ReductionRequest): ArraySpec | undefined {
+    const code = DTYPE_CODES[req.dtype];
+    if (!code) return undefined;
+    const endian = ITEM_SIZE[req.dtype] === 1 ? "|" : req.byteOrder === "big" ? ">" : "<";
+    const doc = JSON.stringify({
+      zarr_format: 2, shape: req.shape, chunks: req.shape, dtype: endian + code, order: req.order,
+      // Filters first, compression last, decoded in reverse: the request's codec list as it is (kerchunk's form).
+      compressor: null, filters: req.codecs, fill_value: null,
+    });
+    let spec = this.specs.get(doc);
+    if (spec) {
+      this.specs.delete(doc);
+    } else {
+      spec = { id: newArrayId(), path: "/", version: 2, docs: { ".zarray": doc } };
+      while (this.specs.size >= MAX_SPECS) {
+        const [oldest, old] = this.specs.entries().next().value as [string, ArraySpec];
+        this.specs.delete(oldest);
+        void reducePool(this.parts.reduceThreads ?? 0).then((pool) => pool?.release(old.id));
+      }
+    }
+    this.specs.set(doc, spec);
+    return spec;
+  }
+
   private async compute(req: ReductionRequest, raw: Uint8Array, signal: AbortSignal): Promise<OperationResult> {
     signal.throwIfAborted();
     const decoded = req.codecs.length === 0 ? raw : await (await this.parts.chains.get(req)).decode(raw, req.url.pathname);
     return this.parts.compute.run(() => runOperation(req, decoded));
   }
+}
+
+const MAX_SPECS = 64;
+
+/** zarr v2 type codes of the dtypes a worker decodes (float16's answer widens: today's path keeps it). */
+const DTYPE_CODES: Partial<Record<string, string>> = {
+  int8: "i1", uint8: "u1", int16: "i2", uint16: "u2", int32: "i4", uint32: "u4", int64: "i8", uint64: "u8", float32: "f4", float64: "f8",
+};
+
+/** The chunk's plan when the workers answer it exactly as `runOperation` would, else undefined. */
+function workerPlan(req: ReductionRequest): { plan: ReducePlan; pieces: DimPiece[]; kernel: KernelOptions } | undefined {
+  if (req.operation !== "moments" || req.codecs.length === 0 || !req.shape || !DTYPE_CODES[req.dtype]) return undefined;
+  let planned;
+  try {
+    planned = chunkPlan(req, req.shape);
+  } catch {
+    return undefined; // a bad selection: today's path reports it, after the decode as ever
+  }
+  return isFortranOutput(req, planned.plan) ? undefined : planned;
 }

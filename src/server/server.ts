@@ -70,6 +70,7 @@ export async function startServer(options: Partial<ServerConfig> = {}): Promise<
 
   const reducer = new Reducer({
     allowHosts: config.allowHosts, limits, budget, compute, cache, upstream, metrics, chains, log,
+    reduceThreads: config.reduceThreads,
   });
 
   const inflight = new Set<Promise<void>>();
