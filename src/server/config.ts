@@ -50,6 +50,12 @@ export interface ServerConfig {
   logger?: (entry: LogEntry) => void;
 }
 
+/** ACTIVESTORE_REDUCE_THREADS, a non-negative integer; 0 when unset or not one. */
+function envThreads(value: string | undefined): number {
+  const n = Number(value ?? "0");
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
 export function defaultConfig(): ServerConfig {
   return {
     host: "127.0.0.1",
@@ -66,7 +72,7 @@ export function defaultConfig(): ServerConfig {
     // Off until the worker checks a chunk's decoded size (reduce-worker.ts): a zlib stream shorter
     // than the chunk answers garbage there, where the codec chain answers 400. To turn on, use
     // Math.min(availableParallelism(), 4), Active's default, so an in-process client shares the pool.
-    reduceThreads: 0,
+    reduceThreads: envThreads(process.env.ACTIVESTORE_REDUCE_THREADS),
     requestTimeoutMs: 120_000,
     upstreamTimeoutMs: 30_000,
     upstreamAttempts: 3,
