@@ -298,7 +298,7 @@ const ITEM_SIZE: Record<string, number> = {
   int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
 };
 
-export function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
+function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
   if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
   return new Error(reply.message);
 }
