@@ -286,10 +286,9 @@ describe("moments batches of compressed chunks on the reduce worker threads", ()
     expect(good.used).toBe(1);
   });
 
-  // Known broken, why reduceThreads defaults to 0: reduce-worker.ts does not check the decoded
-  // size (the codec chain does), so a zlib stream of 100 values where 120 are due answers 200
-  // with values past the end, where today's path answers 400. Passes once the worker checks it.
-  test.fails("a chunk that decodes to the wrong size: today's 400", async () => {
+  // A zlib stream of 100 values where 120 are due: the worker checks the decoded size (as the codec
+  // chain does), so the group falls back to today's path and answers its 400, never values read past the end.
+  test("a chunk that decodes to the wrong size: today's 400", async () => {
     const short = (await both({ ...shared(), chunks: [at("/bad.bin", bad[0]), at("/bad.bin", bad[2])] })) as { status: number };
     expect(short.status).toBe(400);
   });

@@ -7,7 +7,7 @@
  */
 import { UnsupportedFeatureError } from "../errors.js";
 import { BufferPool } from "../stores/buffer-pool.js";
-import { reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
+import { checkDecodedChunk, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
 import { normalizeAxes, toHyperslab, type Hyperslab, type Selection } from "./selection.js";
@@ -157,6 +157,7 @@ export async function reduceArray(
       const chunk = await array.getChunk(task.coords, readOptions);
       if (failure !== undefined) return;
       signal?.throwIfAborted();
+      checkDecodedChunk(chunk.data as NumericArray, chunk.shape, task.coords.join("."));
       const block = reduceChunk(
         {
           data: chunk.data as NumericArray,

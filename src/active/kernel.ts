@@ -7,6 +7,7 @@
  * any missing value, or outside [validMin, validMax], are left out. NaN propagates (numpy) unless
  * `skipNaN`; a NaN fill or missing value masks NaNs.
  */
+import { CodecError } from "../errors.js";
 import { stridesOf } from "../util/strides.js";
 import { foldRun, type FloatLike, type FoldRules } from "./kernel-fold.js";
 import { foldInt64, int64Words, maskWords } from "./kernel-int64.js";
@@ -299,3 +300,16 @@ function toBigBound(v: number | bigint, round: "ceil" | "floor"): bigint {
   if (!Number.isFinite(v)) throw new Error(`non-finite bound ${v} for 64-bit integer data`);
   return BigInt(round === "ceil" ? Math.ceil(v) : Math.floor(v));
 }
+
+/**
+ * A decoded chunk must hold exactly the elements its shape says. zarrita views whatever bytes the
+ * codecs produced, so a chunk that inflates short (damaged, or lying metadata) would otherwise be
+ * reduced with elements read past its end: garbage, not an error.
+ */
+export function checkDecodedChunk(data: { length: number }, shape: readonly number[], chunkKey: string): void {
+  const expected = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== expected) {
+    throw new CodecError(`decoded ${data.length} elements, the chunk's shape [${shape.join(", ")}] holds ${expected}`, "pipeline", chunkKey);
+  }
+}
+

@@ -12,7 +12,7 @@ import { setCodecThreads } from "../codecs/pool.js";
 import { CODEC_IDS, codecLoader, registerCodecs } from "../codecs/registry.js";
 import type { BytesCodecClass } from "../codecs/types.js";
 import { CodecError } from "../errors.js";
-import { reduceChunk, type NumericArray } from "./kernel.js";
+import { checkDecodedChunk, reduceChunk, type NumericArray } from "./kernel.js";
 import type { Partials } from "./partials.js";
 import type { ArraySpec, BatchReply, BatchRequest, WorkerRequest } from "./worker-engine.js";
 
@@ -135,6 +135,7 @@ async function reduceBatch(request: BatchRequest): Promise<void> {
     let block: Partials;
     try {
       const decoded = await array.getChunk(chunk.coords);
+      checkDecodedChunk(decoded.data as NumericArray, decoded.shape, chunk.key);
       block = reduceChunk(
         {
           data: decoded.data as NumericArray,

@@ -50,10 +50,14 @@ export interface ServerConfig {
   logger?: (entry: LogEntry) => void;
 }
 
-/** ACTIVESTORE_REDUCE_THREADS, a non-negative integer; 0 when unset or not one. */
+/**
+ * ACTIVESTORE_REDUCE_THREADS, a non-negative integer; unset, min(cores, 4) — the local engine's
+ * default, so a client in the same process shares the reduce pool instead of resizing it.
+ */
 function envThreads(value: string | undefined): number {
-  const n = Number(value ?? "0");
-  return Number.isInteger(n) && n >= 0 ? n : 0;
+  const fallback = Math.min(availableParallelism(), 4);
+  const n = Number(value ?? fallback);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
 }
 
 export function defaultConfig(): ServerConfig {
