@@ -241,7 +241,10 @@ export async function reduceRemote(array: RemoteArray, selection: Selection, opt
   const result: RemoteResult = { partials: total, chunks: 0, requests: 0, bytesReceived: 0, bytesReduced: 0, fillChunks: 0 };
   const collapsedAxes = plan.collapsed.flatMap((c, d) => (c ? [d] : []));
   const allCollapsed = collapsedAxes.length === array.shape.length;
-  const concurrency = Math.max(1, options.concurrency ?? 16);
+  // Chunks in flight. Only small answers come back, and a batch waits on its upstream read, decode and
+  // reduce, so the moments protocol keeps more in flight (8 requests of 8) to keep the servers' cores busy
+  // (Active.mean over 8,000 chunks via a local server: 1.66x -> 1.31x the local engine's time at 16 vs 64).
+  const concurrency = Math.max(1, options.concurrency ?? (protocol === "moments" ? 64 : 16));
   const perRequest = protocol === "moments" ? Math.max(1, Math.min(options.batch ?? 8, Math.floor(concurrency / 2))) : 1;
   // Each chunk in flight holds one connection (three with the stock protocol's sum/min/max).
   const x = exchange(options, protocol === "reductionist" ? 3 * concurrency : Math.ceil(concurrency / perRequest));
