@@ -8,8 +8,6 @@
  * Falls back to the in-thread engine when the array is not a zarrita array we can describe to a
  * worker (sharded, or a custom ChunkSource) or when no worker can run (no compiled script).
  */
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { CodecError } from "../errors.js";
 import { BufferPool } from "../stores/buffer-pool.js";
@@ -18,6 +16,7 @@ import type { KernelOptions } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask, type DimPiece } from "./plan.js";
 import type { Selection } from "./selection.js";
+import { workerScript } from "../util/worker-script.js";
 
 /** What a worker needs to open the array: its path and metadata documents (by name, as text). */
 export interface ArraySpec {
@@ -146,17 +145,9 @@ export function arrayLayout(array: ChunkSource): Promise<ArrayLayout | undefined
   return layout;
 }
 
-let scriptChecked = false;
-let script: URL | undefined;
-
 /** The compiled worker next to this module (the dist/ twin when running from .ts sources, as in vitest). */
 export function reduceWorkerScript(): URL | undefined {
-  if (scriptChecked) return script;
-  scriptChecked = true;
-  const here = import.meta.url;
-  const candidate = here.endsWith(".ts") ? new URL("../../dist/active/reduce-worker.js", here) : new URL("./reduce-worker.js", here);
-  script = candidate.protocol === "file:" && existsSync(fileURLToPath(candidate)) ? candidate : undefined;
-  return script;
+  return workerScript(import.meta.url, "reduce-worker");
 }
 
 interface Slot {

@@ -10,12 +10,11 @@
  * chunk of a read at once; copies at enqueue time would double the memory), except buffers the pool
  * itself produced, which are handed on without a copy (zlib's output going to shuffle).
  */
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
 import { Worker, isMainThread } from "node:worker_threads";
 import { CodecError } from "../errors.js";
 import type { ChunkMeta } from "./types.js";
+import { workerScript } from "../util/worker-script.js";
 
 /** What a worker needs to rebuild a codec: its registry id, configuration and chunk metadata. */
 export interface PoolTask {
@@ -318,9 +317,7 @@ export class CodecPool {
 let configuredThreads: number | undefined;
 let minBytes = DEFAULT_MIN_BYTES;
 let shared: CodecPool | undefined;
-let scriptChecked = false;
 let off = false;
-let script: URL | undefined;
 
 /**
  * Number of decoding worker threads for this process: 0 turns the pool off (every codec decodes on
@@ -402,12 +399,7 @@ export function offloadDecode(
  * worker cannot load it, so use the dist/ twin that `npm test` builds; without one, decode inline.
  */
 export function codecWorkerScript(): URL | undefined {
-  if (scriptChecked) return script;
-  scriptChecked = true;
-  const here = import.meta.url;
-  const candidate = here.endsWith(".ts") ? new URL("../../dist/codecs/pool-worker.js", here) : new URL("./pool-worker.js", here);
-  script = candidate.protocol === "file:" && existsSync(fileURLToPath(candidate)) ? candidate : undefined;
-  return script;
+  return workerScript(import.meta.url, "pool-worker");
 }
 
 /** `local(bytes)` in a worker when the chunk qualifies, else right here. */
