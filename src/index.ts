@@ -95,7 +95,8 @@ export type { ReductionResult, Statistic } from "./active/result.js";
 export { combinePartials, type Partials } from "./active/partials.js";
 export { reduceChunk, type ChunkSelection, type KernelOptions, type MissingRules } from "./active/kernel.js";
 export { reduceArray, workerCount, type ReduceOptions } from "./active/engine.js";
-export { closeReducePool, reduceArrayThreaded, type ThreadedOptions } from "./active/worker-engine.js";
+export { reduceArrayThreaded, type ThreadedOptions } from "./active/worker-engine.js";
+export { closeReducePool } from "./active/reduce-pool.js";
 export { parseSelection, type Selection } from "./active/selection.js";
 export { missingRules, packing } from "./active/cf.js";
 

@@ -16,7 +16,7 @@ import { openActive } from "../src/active/source.js";
 import type { Partials } from "../src/active/partials.js";
 import { parseSelection } from "../src/active/selection.js";
 import type { ReductionResult } from "../src/active/result.js";
-import { closeReducePool, reducePool, reduceWorkerScript, sharedReducePool } from "../src/active/worker-engine.js";
+import { closeReducePool, reducePool, reduceWorkerScript, sharedReducePool } from "../src/active/reduce-pool.js";
 import { registerCodecs } from "../src/codecs/registry.js";
 import { CodecError } from "../src/errors.js";
 import { openHdf5 } from "../src/hdf5/file.js";

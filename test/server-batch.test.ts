@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { reduceRemote, type RemoteArray, type RemoteChunk } from "../src/active/remote.js";
 import { loadCodecChain, registerCodecs } from "../src/codecs/index.js";
 import { startServer, type ReductionServer } from "../src/server/index.js";
-import { sharedReducePool } from "../src/active/worker-engine.js";
+import { sharedReducePool } from "../src/active/reduce-pool.js";
 import { encodeArray, post, prng, values } from "./fixtures/server/harness.js";
 
 const CHUNK = [10, 12];

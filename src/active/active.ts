@@ -13,7 +13,7 @@ import { reduceRemote, type RemoteArray, type RemoteOptions } from "./remote.js"
 import type { MissingRules } from "./kernel.js";
 import { finalize, type ReductionResult, type Statistic } from "./result.js";
 import type { Selection } from "./selection.js";
-import { arrayLayout, reduceArrayThreaded } from "./worker-engine.js";
+import { arrayLayout, reduceArrayThreaded, type ArrayLayout } from "./worker-engine.js";
 
 export interface ActiveOptions {
   /** Reduce the stored (packed) values instead of unpacking scale_factor/add_offset. */
@@ -123,11 +123,12 @@ export class Active {
   }
 
   /**
-   * Worker threads when nothing says: compressed chunks, enough of them to keep the workers busy
-   * (decoding is what they take off this thread; raw chunks cost less to reduce here than to ship).
+   * Worker threads when nothing says: for compressed chunks or chunks the workers read from local
+   * disk themselves, enough of them to keep the workers busy (raw chunks that would have to be
+   * shipped cost less to reduce here).
    */
-  private defaultThreads(compressed: boolean, selection: Selection | undefined, axis: StatisticOptions["axis"]): number {
-    if (!compressed) return 0;
+  private defaultThreads(layout: ArrayLayout | undefined, selection: Selection | undefined, axis: StatisticOptions["axis"]): number {
+    if (!layout?.compressed && !layout?.local) return 0;
     const threads = Math.min(availableParallelism(), 4);
     const chunks = countChunks(planReduction(this.array.shape, selection ?? null, axis).slab, this.array.chunks);
     return chunks >= MIN_THREADED_CHUNKS ? threads : 0;
@@ -169,7 +170,7 @@ export class Active {
         memoryBudget: this.options.memoryBudget,
         signal: this.options.signal,
       };
-      const threads = this.options.threads ?? this.defaultThreads(layout?.compressed === true, selection, options.axis);
+      const threads = this.options.threads ?? this.defaultThreads(layout, selection, options.axis);
       ({ partials, chunks } =
         layout && threads > 0
           ? await reduceArrayThreaded(this.array, selection ?? null, { ...local, threads })

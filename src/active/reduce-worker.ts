@@ -5,6 +5,7 @@
  * partials only. Decoding through zarrita keeps v2/v3, endianness, order, codecs and the fill chunk
  * of a never-written chunk exactly as the main thread would have them.
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import * as zarr from "zarrita";
 import type { AsyncReadable } from "@zarrita/storage";
@@ -14,7 +15,7 @@ import type { BytesCodecClass } from "../codecs/types.js";
 import { CodecError } from "../errors.js";
 import { checkDecodedChunk, reduceChunk, type NumericArray } from "./kernel.js";
 import type { Partials } from "./partials.js";
-import type { ArraySpec, BatchReply, BatchRequest, WorkerRequest } from "./worker-engine.js";
+import type { ArraySpec, BatchChunk, BatchReply, BatchRequest, WorkerRequest } from "./reduce-pool.js";
 
 if (!parentPort) throw new Error("reduce-worker.js runs as a worker thread of the reduction pool");
 const port = parentPort;
@@ -101,6 +102,42 @@ function failure(seq: number, error: unknown, chunkKey: string): BatchReply {
   return { seq, ok: false, kind: "other", message: `chunk ${chunkKey}: ${message}`, chunkKey };
 }
 
+/** A local read that failed: reported as the main thread's reads report theirs (ReferenceSetError). */
+class TargetError extends Error {}
+
+/** The buffer local chunks are read into, reused chunk after chunk (decoding copies or views it). */
+let scratch = new ArrayBuffer(0);
+const KEEP_SCRATCH = 16 << 20;
+
+/** Reads a chunk that sits in a local file into `scratch`; `files` holds the batch's open files. */
+function readLocal(chunk: BatchChunk & { file: string }, files: Map<string, number>): Uint8Array {
+  let fd = files.get(chunk.file);
+  if (fd === undefined) {
+    try {
+      fd = openSync(chunk.file, "r");
+    } catch (error) {
+      throw new TargetError(`target unreachable: ${(error as Error).message}`);
+    }
+    files.set(chunk.file, fd);
+  }
+  if (scratch.byteLength < chunk.length) scratch = new ArrayBuffer(chunk.length);
+  const view = new Uint8Array(scratch, 0, chunk.length);
+  let filled = 0;
+  try {
+    while (filled < chunk.length) {
+      const n = readSync(fd, view, filled, chunk.length - filled, chunk.offset + filled);
+      if (n === 0) break;
+      filled += n;
+    }
+  } catch (error) {
+    throw new TargetError(`target unreachable: ${(error as Error).message}`);
+  }
+  if (filled < chunk.length) {
+    throw new TargetError(`target too short: got ${filled} of ${chunk.length} bytes at offset ${chunk.offset}`);
+  }
+  return view;
+}
+
 /** Float partials of a batch packed in two buffers: per chunk count, sum, min, max[, m2] and nan. */
 function pack(blocks: Partials[], moments: boolean): { values: Float64Array; nan: Uint8Array } {
   const fields = moments ? 5 : 4;
@@ -126,34 +163,57 @@ function pack(blocks: Partials[], moments: boolean): { values: Float64Array; nan
   return { values, nan };
 }
 
+/** One chunk's partials, or undefined once a failure was answered for the batch. */
+async function reduceOne(
+  request: BatchRequest,
+  chunk: BatchChunk,
+  store: BatchStore,
+  array: OpenArray["array"],
+  files: Map<string, number>,
+): Promise<Partials | undefined> {
+  try {
+    if (chunk.length < 0) store.current = undefined;
+    else if (chunk.file !== undefined) store.current = readLocal(chunk as BatchChunk & { file: string }, files);
+    else store.current = new Uint8Array(request.buffer, chunk.offset, chunk.length);
+    const decoded = await array.getChunk(chunk.coords);
+    checkDecodedChunk(decoded.data as NumericArray, decoded.shape, chunk.key);
+    return reduceChunk(
+      {
+        data: decoded.data as NumericArray,
+        chunkShape: decoded.shape,
+        strides: decoded.stride,
+        pieces: chunk.pieces,
+        collapsed: request.collapsed,
+      },
+      request.kernel,
+    );
+  } catch (error) {
+    if (error instanceof TargetError) {
+      port.postMessage({ seq: request.seq, ok: false, kind: "target", message: error.message, chunkKey: chunk.key, url: chunk.file } satisfies BatchReply);
+    } else {
+      port.postMessage(failure(request.seq, error, chunk.key));
+    }
+    return undefined;
+  } finally {
+    store.current = undefined;
+  }
+}
+
 async function reduceBatch(request: BatchRequest): Promise<void> {
   const { array, store } = await arrayFor(request.array);
   const blocks: Partials[] = [];
   let big = false;
-  for (const chunk of request.chunks) {
-    store.current = chunk.length < 0 ? undefined : new Uint8Array(request.buffer, chunk.offset, chunk.length);
-    let block: Partials;
-    try {
-      const decoded = await array.getChunk(chunk.coords);
-      checkDecodedChunk(decoded.data as NumericArray, decoded.shape, chunk.key);
-      block = reduceChunk(
-        {
-          data: decoded.data as NumericArray,
-          chunkShape: decoded.shape,
-          strides: decoded.stride,
-          pieces: chunk.pieces,
-          collapsed: request.collapsed,
-        },
-        request.kernel,
-      );
-    } catch (error) {
-      port.postMessage(failure(request.seq, error, chunk.key));
-      return;
-    } finally {
-      store.current = undefined;
+  const files = new Map<string, number>();
+  try {
+    for (const chunk of request.chunks) {
+      const block = await reduceOne(request, chunk, store, array, files);
+      if (!block) return;
+      if (Array.isArray(block.sum)) big = true;
+      blocks.push(block);
     }
-    if (Array.isArray(block.sum)) big = true;
-    blocks.push(block);
+  } finally {
+    for (const fd of files.values()) closeSync(fd);
+    if (scratch.byteLength > KEEP_SCRATCH) scratch = new ArrayBuffer(0);
   }
   if (big) {
     port.postMessage({ seq: request.seq, ok: true, blocks, buffer: request.buffer } satisfies BatchReply, [request.buffer]);

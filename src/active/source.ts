@@ -40,14 +40,27 @@ function isStore(value: unknown): value is Store {
   return typeof value === "object" && value !== null && "get" in value && "url" in value;
 }
 
-function counting(store: AsyncReadable, counter: ReadCounter): AsyncReadable {
-  return {
+/** What zarrita reads through; `localRange` lets the threaded engine's workers read local chunks themselves. */
+type CountedStore = AsyncReadable & Partial<Pick<ReferenceStore, "localRange">>;
+
+function counting(store: CountedStore, counter: ReadCounter): CountedStore {
+  const counted: CountedStore = {
     async get(key, opts) {
       const bytes = await store.get(key, opts);
       if (bytes) counter.bytesRead += bytes.length;
       return bytes;
     },
   };
+  // Whoever asks where a chunk is on disk reads it: its bytes count as read.
+  if (store.localRange) {
+    const locate = store.localRange.bind(store);
+    counted.localRange = async (key) => {
+      const range = await locate(key);
+      if (range) counter.bytesRead += range.length;
+      return range;
+    };
+  }
+  return counted;
 }
 
 async function isHdf5(store: Store, key: string): Promise<boolean> {

@@ -8,55 +8,29 @@
  * Falls back to the in-thread engine when the array is not a zarrita array we can describe to a
  * worker (sharded, or a custom ChunkSource) or when no worker can run (no compiled script).
  */
-import { Worker } from "node:worker_threads";
-import { CodecError } from "../errors.js";
+import { CodecError, ReferenceSetError } from "../errors.js";
+import type { LocalRange } from "../refs/reference-store.js";
 import { BufferPool } from "../stores/buffer-pool.js";
 import { blockOffset, isBigintDtype, planReduction, reduceArray, type ChunkSource, type ReduceOptions } from "./engine.js";
 import type { KernelOptions } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
-import { planChunks, type ChunkTask, type DimPiece } from "./plan.js";
+import { countChunks, planChunks, type ChunkTask, type DimPiece } from "./plan.js";
 import type { Selection } from "./selection.js";
-import { workerScript } from "../util/worker-script.js";
-
-/** What a worker needs to open the array: its path and metadata documents (by name, as text). */
-export interface ArraySpec {
-  id: number;
-  path: string;
-  version: 2 | 3;
-  docs: Record<string, string>;
-}
-
-export interface BatchChunk {
-  coords: number[];
-  pieces: DimPiece[];
-  /** Store key, for error messages. */
-  key: string;
-  offset: number;
-  /** -1: the chunk was never written (zarrita makes the fill chunk). */
-  length: number;
-}
-
-export interface BatchRequest {
-  kind: "batch";
-  seq: number;
-  array: ArraySpec;
-  kernel: KernelOptions;
-  collapsed: boolean[];
-  chunks: BatchChunk[];
-  buffer: ArrayBuffer;
-}
-
-export type WorkerRequest = BatchRequest | { kind: "release"; id: number } | { kind: "exit"; code: number };
-
-export type BatchReply =
-  | { seq: number; ok: true; values: Float64Array; nan: Uint8Array; buffer?: ArrayBuffer }
-  | { seq: number; ok: true; blocks: Partials[]; buffer?: ArrayBuffer }
-  | { seq: number; ok: false; kind: "codec" | "other"; message: string; codec?: string; chunkKey?: string };
+import {
+  newArrayId,
+  reducePool,
+  releaseWhenCollected,
+  type ArraySpec,
+  type BatchChunk,
+  type BatchReply,
+} from "./reduce-pool.js";
 
 /** A zarrita array as the threaded engine reads it: the chunk source plus its store and path. */
 export interface ZarrArrayLike extends ChunkSource {
   readonly store: {
     get(key: string, options?: { signal?: AbortSignal; buffers?: BufferPool }): Promise<Uint8Array | undefined>;
+    /** Where a chunk sits on local disk (see ReferenceStore.localRange): workers then read it themselves. */
+    localRange?(key: string): Promise<LocalRange | null | undefined>;
   };
   readonly path: string;
   resolve(path: string): { path: string };
@@ -68,6 +42,11 @@ export interface ArrayLayout {
   keyOf(coords: readonly number[]): string;
   /** Codecs beyond the plain bytes layout (compression, filters). */
   compressed: boolean;
+  /**
+   * Chunks are byte ranges of local files (the first chunk is): workers read them themselves, so
+   * this thread neither reads nor copies them, and raw chunks are worth threads too.
+   */
+  local: boolean;
 }
 
 export interface ThreadedOptions extends ReduceOptions {
@@ -79,18 +58,9 @@ export interface ThreadedOptions extends ReduceOptions {
   batchBytes?: number;
 }
 
-const YOUNG_GENERATION_MB = 2;
 /** Batches at a worker at once (one running, one waiting), so a worker never idles for a round trip. */
 const PER_WORKER = 2;
 
-let nextArrayId = 1;
-
-/** A fresh ArraySpec id (ids are shared by everything that sends batches to the pool's workers). */
-export function newArrayId(): number {
-  return nextArrayId++;
-}
-/** Workers keep the arrays they opened until the array they stand for is garbage. */
-const released = new FinalizationRegistry<number>((id) => shared?.release(id));
 const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
 
 function isZarrArray(array: ChunkSource): array is ZarrArrayLike {
@@ -123,8 +93,10 @@ async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> 
     }
     compressed = codecs.some((c) => c.name !== "bytes" && c.name !== "transpose");
   }
+  const first = array.store.localRange ? await array.store.localRange(array.resolve(encode(array.shape.map(() => 0))).path) : null;
   return {
-    spec: { id: nextArrayId++, path: array.path, version: v2 !== undefined ? 2 : 3, docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! } },
+    local: !!first,
+    spec: { id: newArrayId(), path: array.path, version: v2 !== undefined ? 2 : 3, docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! } },
     keyOf: (coords) => array.resolve(encode(coords)).path,
     compressed,
   };
@@ -140,149 +112,9 @@ export function arrayLayout(array: ChunkSource): Promise<ArrayLayout | undefined
   if (!layout) {
     layout = describe(array).catch(() => undefined);
     layouts.set(array, layout);
-    void layout.then((l) => l && released.register(array, l.spec.id));
+    void layout.then((l) => l && releaseWhenCollected(array, l.spec.id));
   }
   return layout;
-}
-
-/** The compiled worker next to this module (the dist/ twin when running from .ts sources, as in vitest). */
-export function reduceWorkerScript(): URL | undefined {
-  return workerScript(import.meta.url, "reduce-worker");
-}
-
-interface Slot {
-  worker: Worker;
-  ready: Promise<void>;
-  jobs: Map<number, { resolve(reply: BatchReply): void; reject(error: Error): void }>;
-}
-
-/** Worker threads that reduce batches; idle workers never keep the process alive. */
-export class ReducePool {
-  private readonly slots: Slot[] = [];
-  private seq = 0;
-  private closed = false;
-  /** Batches sent to workers (tests check that work did go to threads). */
-  readonly stats = { batches: 0 };
-
-  constructor(
-    readonly threads: number,
-    private readonly script: URL,
-  ) {}
-
-  /** Starts the workers; rejects when one cannot start (the caller then reduces in-thread). */
-  async ready(): Promise<void> {
-    while (this.slots.length < this.threads) this.spawn();
-    await Promise.all(this.slots.map((s) => s.ready));
-  }
-
-  private spawn(): Slot {
-    const inherited = process.execArgv.filter((a) => !a.startsWith("--input-type"));
-    const worker = new Worker(this.script, {
-      ...(inherited.length < process.execArgv.length && { execArgv: inherited }),
-      // A small young generation: the inflate and shuffle outputs die young and a scavenge frees
-      // their memory; with the default a worker held ~40 MB more at peak (zlib25 measured 2 vs 0/4/8).
-      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
-    });
-    let started!: () => void;
-    let failed!: (e: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => ((started = resolve), (failed = reject)));
-    ready.catch(() => {}); // observed by ready() callers
-    const slot: Slot = { worker, ready, jobs: new Map() };
-    let error: Error | undefined;
-    worker.on("message", (reply: BatchReply | { ready: true }) => {
-      if ("ready" in reply) {
-        if (slot.jobs.size === 0) worker.unref(); // an idle pool never keeps the process alive
-        return started();
-      }
-      const job = slot.jobs.get(reply.seq);
-      if (!job) return;
-      slot.jobs.delete(reply.seq);
-      if (slot.jobs.size === 0) worker.unref();
-      job.resolve(reply);
-    });
-    worker.on("error", (e) => (error = e));
-    worker.on("exit", (code) => {
-      const at = this.slots.indexOf(slot);
-      if (at >= 0) this.slots.splice(at, 1);
-      const lost = new Error(
-        `a reduction worker thread exited with code ${code}${error ? `: ${error.message}` : ""}`,
-        error ? { cause: error } : undefined,
-      );
-      failed(lost);
-      for (const job of slot.jobs.values()) job.reject(lost);
-      slot.jobs.clear();
-    });
-    // The worker stays referenced until it is ready (someone awaits that), then only while it has
-    // batches; unref() must come after the listeners, as adding a "message" listener refs it again.
-    this.slots.push(slot);
-    return slot;
-  }
-
-  /** Runs a batch on the least busy worker (a replacement is started for one that died). */
-  run(request: Omit<BatchRequest, "seq">, transfer: ArrayBuffer[]): Promise<BatchReply> {
-    if (this.closed) return Promise.reject(new Error("the reduction pool is closed"));
-    if (this.slots.length < this.threads) this.spawn();
-    let slot = this.slots[0];
-    for (const s of this.slots) if (s.jobs.size < slot.jobs.size) slot = s;
-    const seq = this.seq++;
-    this.stats.batches++;
-    return new Promise((resolve, reject) => {
-      if (slot.jobs.size === 0) slot.worker.ref(); // a batch in progress keeps the process alive
-      slot.jobs.set(seq, { resolve, reject });
-      slot.worker.postMessage({ ...request, seq } satisfies BatchRequest, transfer);
-    });
-  }
-
-  /** Lets workers drop an array they opened. */
-  release(id: number): void {
-    for (const s of this.slots) s.worker.postMessage({ kind: "release", id } satisfies WorkerRequest);
-  }
-
-  /** Tests: make a worker exit as a crash would. */
-  crashForTest(code: number): void {
-    this.slots[0]?.worker.postMessage({ kind: "exit", code } satisfies WorkerRequest);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
-  }
-}
-
-let shared: ReducePool | undefined;
-let broken = false;
-
-/** The process-wide pool with `threads` workers, or undefined when workers cannot run here. */
-export async function reducePool(threads: number): Promise<ReducePool | undefined> {
-  if (broken) return undefined;
-  const url = reduceWorkerScript();
-  if (!url) return undefined;
-  if (shared && shared.threads !== threads) {
-    void shared.close();
-    shared = undefined;
-  }
-  shared ??= new ReducePool(threads, url);
-  try {
-    await shared.ready();
-    return shared;
-  } catch {
-    broken = true; // a build whose worker cannot start: reduce in-thread from now on
-    void shared?.close();
-    shared = undefined;
-    return undefined;
-  }
-}
-
-/** The shared pool, if started (tests). */
-export function sharedReducePool(): ReducePool | undefined {
-  return shared;
-}
-
-/** Stops the shared pool's workers (tests; idle workers never hold a process). */
-export async function closeReducePool(): Promise<void> {
-  const pool = shared;
-  shared = undefined;
-  await pool?.close();
 }
 
 const ITEM_SIZE: Record<string, number> = {
@@ -291,6 +123,7 @@ const ITEM_SIZE: Record<string, number> = {
 
 function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
   if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
+  if (reply.kind === "target") return new ReferenceSetError(reply.message, reply.chunkKey, reply.url);
   return new Error(reply.message);
 }
 
@@ -340,7 +173,13 @@ export async function reduceArrayThreaded(
   const kernel: KernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
   const tasks = planChunks(plan.slab, array.chunks);
   const chunkBytes = array.chunks.reduce((a, b) => a * b, ITEM_SIZE[array.dtype]);
-  const perBatch = Math.max(1, Math.min(options.batchChunks ?? 64, Math.floor((options.batchBytes ?? 4 << 20) / chunkBytes)));
+  // Chunks a worker reads itself cost no batch bytes: their batches are as long as keeps every
+  // worker busy to the end (a share of what is left, so the last batches are short).
+  const perBatch = layout.local
+    ? Math.max(1, options.batchChunks ?? 64)
+    : Math.max(1, Math.min(options.batchChunks ?? 64, Math.floor((options.batchBytes ?? 4 << 20) / chunkBytes)));
+  let left = layout.local ? countChunks(plan.slab, array.chunks) : 0;
+  const nextBatchSize = () => (layout.local ? Math.max(1, Math.min(perBatch, Math.ceil(left / (4 * pool.threads)))) : perBatch);
   // Batches reading, at a worker, or waiting to be merged: bounds memory to about that many batches.
   const maxBatches = pool.threads * PER_WORKER + 1;
 
@@ -367,7 +206,11 @@ export async function reduceArrayThreaded(
 
   const runBatch = async (index: number, batch: ChunkTask[]) => {
     const keys = batch.map((t) => layout.keyOf(t.coords));
-    const reads = await Promise.allSettled(keys.map((key) => source.store.get(key, readOptions)));
+    // Chunks on local disk go to the worker as (file, offset, length); the rest as bytes.
+    const located = layout.local ? await Promise.all(keys.map((key) => source.store.localRange!(key))) : [];
+    const reads = await Promise.allSettled(
+      keys.map((key, i) => (layout.local && located[i] !== null ? Promise.resolve(undefined) : source.store.get(key, readOptions))),
+    );
     const bytes = reads.map((r) => (r.status === "fulfilled" ? r.value : undefined));
     const giveBack = () => {
       if (buffers) for (const b of bytes) if (b) buffers.give(b);
@@ -380,10 +223,13 @@ export async function reduceArrayThreaded(
     }
     let size = 0;
     const list: BatchChunk[] = batch.map((task, i) => {
+      const key = keys[i].replace(/^\/+/, "");
+      const at = located[i];
+      if (at) return { coords: task.coords, pieces: task.pieces, key, file: at.path, offset: at.offset, length: at.length };
       const b = bytes[i];
       const offset = (size + 7) & ~7; // aligned, so zarrita views the decoded bytes without a copy
       if (b) size = offset + b.length;
-      return { coords: task.coords, pieces: task.pieces, key: keys[i].replace(/^\/+/, ""), offset, length: b ? b.length : -1 };
+      return { coords: task.coords, pieces: task.pieces, key, offset, length: b ? b.length : -1 };
     });
     // Batch buffers come back with the answers and carry the next batches: no allocation (and none
     // of the garbage collections external memory triggers) per batch.
@@ -413,12 +259,14 @@ export async function reduceArrayThreaded(
       continue;
     }
     const batch: ChunkTask[] = [];
-    while (batch.length < perBatch) {
+    const size = nextBatchSize();
+    while (batch.length < size) {
       const next = tasks.next();
       if (next.done) break;
       batch.push(next.value);
     }
     if (batch.length === 0) break;
+    left -= batch.length;
     const job = runBatch(started++, batch)
       .catch((error: unknown) => {
         failure ??= { error }; // the first error wins

@@ -7,11 +7,13 @@
  * Reads of url references go through a BatchReader: the gets zarrita fires for a selection are
  * gathered, coalesced per target object and run with bounded concurrency.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve as resolvePath } from "node:path";
 import type { AbsolutePath, AsyncReadable, GetOptions, RangeQuery } from "@zarrita/storage";
 import { ReferenceSetError } from "../errors.js";
 import type { BufferPool } from "../stores/buffer-pool.js";
+import { LocalBackend } from "../stores/local.js";
+import { ObjectStore } from "../stores/object-store.js";
 import { BatchReader, type BatchReaderOptions, type BatchStats } from "./batch-reader.js";
 import { expandGen, render } from "./gen.js";
 import { decodeInline } from "./inline.js";
@@ -98,6 +100,13 @@ function isMetadataKey(key: string): boolean {
   return /(^|\/)\.z[a-z]+$/.test(key);
 }
 
+/** A byte range of a file on this machine's disk. */
+export interface LocalRange {
+  path: string;
+  offset: number;
+  length: number;
+}
+
 export class ReferenceStore implements AsyncReadable {
   private readonly resolver: Resolver;
   private readonly ownResolver?: StoreResolver;
@@ -105,6 +114,7 @@ export class ReferenceStore implements AsyncReadable {
   private readonly generated?: Map<string, Reference>;
   private readonly lookup?: ReferenceLookup;
   private readonly target?: string;
+  private readonly plainFiles = new Map<string, Promise<boolean>>();
 
   constructor(
     readonly references: References,
@@ -169,6 +179,34 @@ export class ReferenceStore implements AsyncReadable {
     if (ref === undefined) return undefined;
     if (typeof ref === "string" || ref.length !== 3) return null;
     return { url: this.urlOf(ref[0] as string | null, key.replace(/^\/+/, "")), offset: ref[1], length: ref[2] };
+  }
+
+  /**
+   * Where a byte-range reference's bytes sit on this machine's disk, for a reader that reads the
+   * file itself (the threaded engine's workers, without shipping the bytes): undefined for a missing
+   * key; null when the reference is inline, a whole object, or not in a plain local file, and for
+   * anything `get` would refuse (it says why).
+   */
+  async localRange(key: string): Promise<LocalRange | null | undefined> {
+    let range;
+    try {
+      range = await this.byteRange(key);
+    } catch {
+      return null;
+    }
+    if (!range) return range;
+    let path: string;
+    try {
+      const { store, key: name } = this.resolver(range.url);
+      if (!(store instanceof ObjectStore) || !(store.backend instanceof LocalBackend)) return null;
+      path = store.backend.filePath(name);
+    } catch {
+      return null;
+    }
+    // A compressed object (a ".gz" beside a missing plain file) is the store's to decode.
+    let plain = this.plainFiles.get(path);
+    if (!plain) this.plainFiles.set(path, (plain = stat(path).then((s) => s.isFile(), () => false)));
+    return (await plain) ? { path, offset: range.offset, length: range.length } : null;
   }
 
   private async read(key: string, range: RangeQuery | undefined, opts?: ReferenceGetOptions): Promise<Uint8Array | undefined> {

@@ -109,6 +109,12 @@ export class LocalBackend implements Backend {
     return join(this.root, key);
   }
 
+  /** The file that holds `key` when it is stored uncompressed (it may not exist). */
+  filePath(key: string): string {
+    this.validateKey(key);
+    return this.path(key);
+  }
+
   private fail(error: unknown, key: string, operation: string, what?: string): StoreError {
     if (error instanceof StoreError) return error;
     const code = errno(error);
