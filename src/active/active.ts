@@ -123,12 +123,12 @@ export class Active {
   }
 
   /**
-   * Worker threads when nothing says: for compressed chunks or chunks the workers read from local
-   * disk themselves, enough of them to keep the workers busy (raw chunks that would have to be
-   * shipped cost less to reduce here).
+   * Worker threads when nothing says: compressed chunks, enough of them to keep the workers busy.
+   * Raw chunks are reduced here: reading them is most of the work, libuv's threads do it in
+   * parallel anyway, and starting the workers (~100 ms) costs more than they would save.
    */
   private defaultThreads(layout: ArrayLayout | undefined, selection: Selection | undefined, axis: StatisticOptions["axis"]): number {
-    if (!layout?.compressed && !layout?.local) return 0;
+    if (!layout?.compressed) return 0;
     const threads = Math.min(availableParallelism(), 4);
     const chunks = countChunks(planReduction(this.array.shape, selection ?? null, axis).slab, this.array.chunks);
     return chunks >= MIN_THREADED_CHUNKS ? threads : 0;
