@@ -6,7 +6,9 @@
  * byte budget, so huge chunks do not multiply by the concurrency.
  */
 import { UnsupportedFeatureError } from "../errors.js";
+import { ArenaPool } from "../stores/arena-pool.js";
 import { BufferPool } from "../stores/buffer-pool.js";
+import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
 import { checkDecodedChunk, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
@@ -97,6 +99,24 @@ export function blockOffset(task: ChunkTask, collapsed: readonly boolean[]): num
   return task.pieces.filter((_, d) => !collapsed[d]).map((p) => p.outStart);
 }
 
+/**
+ * Where the engine's reads land: for float64, an arena in wasm memory the SIMD kernel sums in place
+ * (raw chunks are views of the read), sized for the reads in flight; else a plain pool.
+ */
+function readBuffers(array: ChunkSource, options: ReduceOptions): BufferPool | undefined {
+  if (options.buffers !== undefined) return options.buffers === false ? undefined : options.buffers;
+  if (array.dtype === "float64") {
+    const chunkBytes = array.chunks.reduce((a, b) => a * b, 8);
+    // Reads in flight, each up to the batch reader's 8 MiB blocks; past the arena, plain buffers.
+    const capacity = Math.min(ARENA_MAX, Math.max(8 << 20, 2 * workerCount(array, options) * chunkBytes));
+    const arena = new ArenaPool(capacity, { reserved: SIMD_RESERVED });
+    if (attachSimd(arena.memory)) return arena;
+  }
+  return new BufferPool();
+}
+
+const ARENA_MAX = 64 << 20;
+
 export async function reduceArray(
   array: ChunkSource,
   selection: Selection,
@@ -115,7 +135,7 @@ export async function reduceArray(
   const tasks = planChunks(plan.slab, array.chunks);
   const kernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
   const signal = options.signal;
-  const buffers = options.buffers === false ? undefined : (options.buffers ?? new BufferPool());
+  const buffers = readBuffers(array, options);
   const readOptions = signal || buffers ? { signal, buffers } : undefined;
   // The caller's signal goes to every read as is: a signal of our own (to cancel reads when one
   // fails) costs ~15 µs per chunk in listeners through the store layers, a tenth of what a whole

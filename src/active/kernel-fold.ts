@@ -26,6 +26,7 @@
  */
 import type { NumericArray } from "./kernel.js";
 import { F32, F64, HI, INT, LO, NANS, RARE, type Loop, type Loops } from "./kernel-fold-loops.js";
+import { simdSumF64 } from "./kernel-simd.js";
 
 export type FloatLike = Exclude<NumericArray, BigInt64Array | BigUint64Array>;
 
@@ -39,6 +40,9 @@ export interface FoldRules {
   rest: number[] | null;
   skipNaN: boolean;
 }
+
+/** Runs shorter than this are not worth a call into wasm. */
+const SIMD_MIN_RUN = 256;
 
 /** Elements per call of a loop; a multiple of 4, so lanes carry on across blocks. */
 const BLOCK = 4096;
@@ -71,7 +75,12 @@ export function foldRun(
   let clean = false;
   if (!lastRunDirty) {
     resetAcc(acc);
-    clean = inBlocks(track ? loops.fast : loops.sum, data, off, stride, whole, r, acc);
+    // A long float64 run read into wasm memory is summed there with SIMD, lane for lane the same.
+    const simd =
+      !track && stride === 1 && whole >= SIMD_MIN_RUN && data instanceof Float64Array
+        ? simdSumF64(data, off, whole, r.m0, acc)
+        : undefined;
+    clean = simd ?? inBlocks(track ? loops.fast : loops.sum, data, off, stride, whole, r, acc);
     if (clean) foldCareful(data, tail, stride, n - whole, r, acc);
     if (clean && track) clean = !maybeMasked(acc[LO], acc[HI], r, true);
   }

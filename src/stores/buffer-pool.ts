@@ -33,9 +33,50 @@ export interface BufferPoolStats {
 }
 
 /** One pooled buffer: the byte regions of it that are out (one per use), none when free. */
-interface Lease {
+export interface Lease {
   regions: { start: number; end: number }[];
   free: boolean;
+}
+
+/**
+ * `block` (a use of the lease) is handed on as `parts`, views inside it: one use per part. True
+ * when no use is left (no parts).
+ */
+export function splitLease(lease: Lease, block: Uint8Array, parts: readonly Uint8Array[]): boolean {
+  const i = findRegion(lease, block);
+  if (i < 0) throw new Error("BufferPool.split: the block is not out (already given back or split)");
+  const start = block.byteOffset;
+  const end = start + block.byteLength;
+  const regions = parts.map((p) => {
+    if (p.buffer !== block.buffer || p.byteOffset < start || p.byteOffset + p.byteLength > end) {
+      throw new Error("BufferPool.split: a part is not a view inside the block");
+    }
+    return { start: p.byteOffset, end: p.byteOffset + p.byteLength };
+  });
+  lease.regions.splice(i, 1, ...regions);
+  return lease.regions.length === 0;
+}
+
+/** One use, `view`, comes back; true when it was the last. Throws for a use that is not out. */
+export function giveLease(lease: Lease, view: ArrayBufferView): boolean {
+  const i = lease.free ? -1 : findRegion(lease, view);
+  if (i < 0) throw new Error("BufferPool.give: this view was already given back (or never handed out)");
+  lease.regions.splice(i, 1);
+  return lease.regions.length === 0;
+}
+
+/** The tightest out region containing `view`: with overlapping parts, each gets its own back. */
+function findRegion(lease: Lease, view: ArrayBufferView): number {
+  const start = view.byteOffset;
+  const end = start + view.byteLength;
+  let best = -1;
+  for (let i = 0; i < lease.regions.length; i++) {
+    const r = lease.regions[i];
+    if (r.start <= start && end <= r.end && (best < 0 || r.end - r.start < lease.regions[best].end - lease.regions[best].start)) {
+      best = i;
+    }
+  }
+  return best;
 }
 
 /**
@@ -54,7 +95,7 @@ export class BufferPool {
   private readonly leases = new WeakMap<ArrayBuffer, Lease>();
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly maxFreeBytes: number;
-  private readonly minSize: number;
+  protected readonly minSize: number;
 
   constructor(options: BufferPoolOptions = {}) {
     this.maxFreeBytes = options.maxFreeBytes ?? 64 * 2 ** 20;
@@ -95,19 +136,7 @@ export class BufferPool {
    */
   split(block: Uint8Array, parts: readonly Uint8Array[]): void {
     const lease = this.leases.get(block.buffer as ArrayBuffer);
-    if (!lease) return;
-    const i = this.find(lease, block);
-    if (i < 0) throw new Error("BufferPool.split: the block is not out (already given back or split)");
-    const start = block.byteOffset;
-    const end = start + block.byteLength;
-    const regions = parts.map((p) => {
-      if (p.buffer !== block.buffer || p.byteOffset < start || p.byteOffset + p.byteLength > end) {
-        throw new Error("BufferPool.split: a part is not a view inside the block");
-      }
-      return { start: p.byteOffset, end: p.byteOffset + p.byteLength };
-    });
-    lease.regions.splice(i, 1, ...regions);
-    if (lease.regions.length === 0) this.release(block.buffer as ArrayBuffer, lease);
+    if (lease && splitLease(lease, block, parts)) this.release(block.buffer as ArrayBuffer, lease);
   }
 
   /**
@@ -117,25 +146,7 @@ export class BufferPool {
    */
   give(view: ArrayBufferView): void {
     const lease = this.leases.get(view.buffer as ArrayBuffer);
-    if (!lease) return;
-    const i = lease.free ? -1 : this.find(lease, view);
-    if (i < 0) throw new Error("BufferPool.give: this view was already given back (or never handed out)");
-    lease.regions.splice(i, 1);
-    if (lease.regions.length === 0) this.release(view.buffer as ArrayBuffer, lease);
-  }
-
-  /** The tightest out region containing `view`: with overlapping parts, each gets its own back. */
-  private find(lease: Lease, view: ArrayBufferView): number {
-    const start = view.byteOffset;
-    const end = start + view.byteLength;
-    let best = -1;
-    for (let i = 0; i < lease.regions.length; i++) {
-      const r = lease.regions[i];
-      if (r.start <= start && end <= r.end && (best < 0 || r.end - r.start < lease.regions[best].end - lease.regions[best].start)) {
-        best = i;
-      }
-    }
-    return best;
+    if (lease && giveLease(lease, view)) this.release(view.buffer as ArrayBuffer, lease);
   }
 
   private release(buffer: ArrayBuffer, lease: Lease): void {
