@@ -13,7 +13,8 @@ import { reduceRemote, type RemoteArray, type RemoteOptions } from "./remote.js"
 import type { MissingRules } from "./kernel.js";
 import { finalize, type ReductionResult, type Statistic } from "./result.js";
 import type { Selection } from "./selection.js";
-import { arrayLayout, reduceArrayThreaded, type ArrayLayout } from "./worker-engine.js";
+import { arrayLayout, type ArrayLayout } from "./layout.js";
+import { reduceArrayThreaded } from "./worker-engine.js";
 
 export interface ActiveOptions {
   /** Reduce the stored (packed) values instead of unpacking scale_factor/add_offset. */

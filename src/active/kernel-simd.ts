@@ -1,7 +1,7 @@
 /**
  * SIMD folds for chunk data that sits in a WebAssembly memory: an ArenaPool's, into which reads
  * land, so the kernel reads the bytes in place (copying them into wasm memory first would cost as
- * much as the fold saves). The fold is three times the JavaScript loop's speed (0.29 against 0.82
+ * much as the fold saves). The fold is three times the JavaScript loop's speed (0.25 against 0.71
  * ns per float64 on this machine), and lane for lane the same sums (see wasm/fold.wat), so results
  * do not depend on which path folded a run.
  */

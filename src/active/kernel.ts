@@ -139,6 +139,21 @@ function runsOf(sel: ChunkSelection): Runs {
   };
 }
 
+/** Missing-data rules as the float folds test them. */
+export function foldRulesOf(rules: MissingRules): FoldRules {
+  const masks = [rules.fillValue, ...(rules.missingValues ?? [])]
+    .filter((v) => v !== undefined)
+    .map(Number);
+  const skipNaN = (rules.skipNaN ?? false) || masks.some((v) => Number.isNaN(v));
+  const exact = masks.filter((v) => !Number.isNaN(v));
+  const m0 = exact.length > 0 ? exact[0] : NaN; // NaN never equals: a no-op test
+  const rest = exact.slice(1);
+  // A NaN bound masks nothing (as before the range test became `lo <= v <= hi`).
+  const lo = rules.validMin === undefined || Number.isNaN(Number(rules.validMin)) ? -Infinity : Number(rules.validMin);
+  const hi = rules.validMax === undefined || Number.isNaN(Number(rules.validMax)) ? Infinity : Number(rules.validMax);
+  return { m0, lo, hi, rest: rest.length > 0 ? rest : null, skipNaN };
+}
+
 export function reduceChunk(sel: ChunkSelection, options: KernelOptions = {}): Partials {
   const runs = runsOf(sel);
   const big = sel.data instanceof BigInt64Array || sel.data instanceof BigUint64Array;
@@ -154,26 +169,14 @@ function reduceNumber(
   p: Partials,
   options: KernelOptions,
 ): void {
-  const rules = options.missing ?? {};
-  const masks = [rules.fillValue, ...(rules.missingValues ?? [])]
-    .filter((v) => v !== undefined)
-    .map(Number);
-  const skipNaN = (rules.skipNaN ?? false) || masks.some((v) => Number.isNaN(v));
-  const exact = masks.filter((v) => !Number.isNaN(v));
-  const m0 = exact.length > 0 ? exact[0] : NaN; // NaN never equals: a no-op test
-  const rest = exact.slice(1);
-  // A NaN bound masks nothing (as before the range test became `lo <= v <= hi`).
-  const lo = rules.validMin === undefined || Number.isNaN(Number(rules.validMin)) ? -Infinity : Number(rules.validMin);
-  const hi = rules.validMax === undefined || Number.isNaN(Number(rules.validMax)) ? Infinity : Number(rules.validMax);
+  const foldRules = foldRulesOf(options.missing ?? {});
   const count = p.count;
   const sum = p.sum as Float64Array;
   const min = p.min as Float64Array;
   const max = p.max as Float64Array;
   const nan = p.nan;
-  const more = rest.length > 0;
   const fold = new Float64Array(5);
   const scratch = new Float64Array(8);
-  const foldRules: FoldRules = { m0, lo, hi, rest: more ? rest : null, skipNaN };
   const extremes = options.extremes !== false;
   runs.forEach((off, stride, n, o, ostride) => {
     if (ostride === 0) {
