@@ -2,12 +2,15 @@
  * The client's side of the wire to active-storage servers: one keep-alive undici Pool per server,
  * requests round-robin over them, CBOR answers decoded, Reductionist error bodies turned into
  * RequestErrors; 5xx answers and connection failures retried (on the next server), 4xx not.
+ * undici and cbor-x load on the first request (deps-lazy.ts): a process that reduces only local
+ * files never pays for them.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { Decoder } from "cbor-x";
+import type { Decoder } from "cbor-x";
 import pRetry, { AbortError } from "p-retry";
-import { Pool } from "undici";
+import type { Pool } from "undici";
 import { RequestError } from "../errors.js";
+import { lazyModule, loadUndici } from "../stores/deps-lazy.js";
 
 export interface ExchangeOptions {
   /** Server base URLs (`http://host:8080`, a path prefix allowed). */
@@ -20,7 +23,23 @@ export interface ExchangeOptions {
   signal?: AbortSignal;
 }
 
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+const loadDecoder = lazyModule("cbor-x", async (): Promise<Decoder> => {
+  const { Decoder } = await import("cbor-x");
+  return new Decoder({ useRecords: false, mapsAsObjects: true });
+});
+
+/** One server: its base URL as given, and where requests go. */
+interface Server {
+  base: string;
+  origin: string;
+  path: string;
+}
+
+/** What requests need, created on the first one. */
+interface Connection {
+  pools: Pool[];
+  decoder: Decoder;
+}
 
 export interface Exchange {
   post(operation: string, body: string): Promise<Record<string, unknown>>;
@@ -38,10 +57,23 @@ export interface Exchange {
 export function exchange(options: ExchangeOptions, connections: number): Exchange {
   const bases = (typeof options.servers === "string" ? [options.servers] : [...options.servers]).map((s) => s.replace(/\/+$/, ""));
   if (bases.length === 0) throw new RequestError("no active-storage server given");
-  const servers = bases.map((base) => {
+  const servers: Server[] = bases.map((base) => {
     const url = new URL(base);
-    return { base, path: url.pathname.replace(/\/+$/, ""), pool: new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 }) };
+    return { base, origin: url.origin, path: url.pathname.replace(/\/+$/, "") };
   });
+  let connecting: Promise<Connection> | undefined;
+  const connect = (): Promise<Connection> =>
+    (connecting ??= Promise.all([loadUndici(), loadDecoder()]).then(
+      ([{ Pool }, decoder]) => ({
+        pools: servers.map((s) => new Pool(s.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 })),
+        decoder,
+      }),
+      (error: unknown) => {
+        // Not cached: a later request tries again.
+        connecting = undefined;
+        throw error;
+      },
+    ));
   let next = 0;
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/cbor" };
   if (options.credentials) {
@@ -51,11 +83,16 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
   const timeout = options.timeoutMs ?? 120_000;
   const retries = options.retries ?? 4;
 
-  const attempt = async (operation: string, body: string): Promise<Record<string, unknown>> => {
-    const server = servers[next++ % servers.length];
+  const attempt = async (
+    { pools, decoder }: Connection,
+    operation: string,
+    body: string,
+  ): Promise<Record<string, unknown>> => {
+    const index = next++ % servers.length;
+    const server = servers[index];
     state.requests++;
     // The server answers only when the reduction is done, so the header timeout is the request's deadline.
-    const res = await server.pool.request({
+    const res = await pools[index].request({
       path: `${server.path}/v2/${operation}`, method: "POST", headers, body, signal: options.signal,
       headersTimeout: timeout, bodyTimeout: timeout,
     });
@@ -80,16 +117,18 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
     requests: 0,
     bytesReceived: 0,
     async post(operation, body) {
+      // Outside the retries: a library that did not load will not load on the next attempt.
+      const connection = await connect();
       // The first attempt outside p-retry: nearly every request succeeds at once, and p-retry's
       // per-call setup shows in the profile at thousands of chunks.
       try {
-        return await attempt(operation, body);
+        return await attempt(connection, operation, body);
       } catch (error) {
         if (error instanceof AbortError) throw error.originalError;
         if (retries <= 0 || options.signal?.aborted) throw error;
       }
       await sleep(100, undefined, options.signal ? { signal: options.signal } : {});
-      return pRetry(() => attempt(operation, body), {
+      return pRetry(() => attempt(connection, operation, body), {
         retries: retries - 1,
         minTimeout: 200,
         maxTimeout: 5_000,
@@ -98,7 +137,9 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
       });
     },
     async close(destroy = false) {
-      await Promise.all(servers.map((s) => (destroy ? s.pool.destroy() : s.pool.close()).catch(() => undefined)));
+      const connection = await connecting?.catch(() => undefined);
+      if (!connection) return;
+      await Promise.all(connection.pools.map((p) => (destroy ? p.destroy() : p.close()).catch(() => undefined)));
     },
   };
   return state;

@@ -1,10 +1,12 @@
 /**
  * One HTTP conversation with the GCS JSON API: a keep-alive undici Pool for the endpoint, the
  * bearer token, object-name encoding, and turning GCS error bodies into StoreErrors. undici's
- * `request` (not `fetch`) so nothing decompresses behind our back.
+ * `request` (not `fetch`) so nothing decompresses behind our back. undici loads on the first
+ * request (deps-lazy.ts), so a GcsStore is constructed synchronously.
  */
-import { Pool, request as undiciRequest, type Dispatcher } from "undici";
+import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
+import { loadFailure, loadUndici } from "./deps-lazy.js";
 import { networkError, statusError } from "./http-errors.js";
 
 export type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
@@ -12,6 +14,12 @@ export type Response = Dispatcher.ResponseData;
 
 /** A token, or a function returning a fresh one (called per request, so it may cache and refresh). */
 export type TokenSource = string | (() => string | Promise<string>);
+
+/** undici and the keep-alive pool to the endpoint. */
+interface Connection {
+  undici: typeof import("undici");
+  pool: Pool;
+}
 
 /** Largest JSON body we accept (a 1000-item listing page is ~1 MB). */
 const MAX_JSON_BYTES = 32 * 1024 * 1024;
@@ -48,17 +56,36 @@ export class GcsTransport {
   readonly origin: string;
   /** Path of the endpoint (usually empty), prepended to every API path. */
   private readonly basePath: string;
-  private readonly pool: Pool;
+  /** undici and the keep-alive pool, created on the first request. */
+  private connection?: Promise<Connection>;
 
   constructor(
     endpoint: string,
-    connections: number,
+    private readonly connections: number,
     private readonly token: TokenSource | undefined,
   ) {
     const url = new URL(endpoint);
     this.origin = url.origin;
     this.basePath = url.pathname.replace(/\/+$/, "");
-    this.pool = new Pool(this.origin, { connections, keepAliveTimeout: 10_000 });
+  }
+
+  /** A failure to load undici is a StoreError at `where`. */
+  private async connect(where: Where): Promise<Connection> {
+    this.connection ??= loadUndici()
+      .then((undici) => {
+        const pool = new undici.Pool(this.origin, { connections: this.connections, keepAliveTimeout: 10_000 });
+        return { undici, pool };
+      })
+      .catch((error: unknown) => {
+        // Not cached: a later request tries again.
+        this.connection = undefined;
+        throw error;
+      });
+    try {
+      return await this.connection;
+    } catch (error) {
+      throw loadFailure(error, where);
+    }
   }
 
   /**
@@ -76,17 +103,18 @@ export class GcsTransport {
       }
       headers.authorization = `Bearer ${token}`;
     }
+    const { undici, pool } = await this.connect(where);
     try {
       if (/^https?:\/\//i.test(target)) {
         const url = new URL(target);
         if (url.origin !== this.origin) {
-          return await undiciRequest(url, { method, headers, body: options.body, signal: options.signal });
+          return await undici.request(url, { method, headers, body: options.body, signal: options.signal });
         }
         target = url.pathname + url.search;
       } else {
         target = this.basePath + target;
       }
-      return await this.pool.request({ origin: this.origin, path: target, method, headers, body: options.body, signal: options.signal });
+      return await pool.request({ origin: this.origin, path: target, method, headers, body: options.body, signal: options.signal });
     } catch (error) {
       throw networkError(error, where, options.signal);
     }
@@ -186,7 +214,11 @@ export class GcsTransport {
     }
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    const pending = this.connection;
+    if (!pending) return;
+    // A later request opens a new pool, as a fresh store would.
+    this.connection = undefined;
+    await (await pending.catch(() => undefined))?.pool.close();
   }
 }

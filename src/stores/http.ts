@@ -5,10 +5,12 @@
  * undici's keep-alive `Pool` rather than Node's fetch, because fetch silently decompresses: the
  * store must see the stored bytes and their Content-Encoding so ObjectStore can decide what to do
  * (undo it for whole objects, refuse ranges of compressed objects, pass it through with `raw`).
+ * undici itself loads on the first request (deps-lazy.ts), so the constructor stays synchronous.
  */
-import { Pool, type Dispatcher } from "undici";
+import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, StoredObject, StoredRanges } from "./backend.js";
+import { loadFailure, loadUndici } from "./deps-lazy.js";
 import { checkLength, networkError, statusError } from "./http-errors.js";
 import { BodyFailed, collect, discard, excerpt, header, readMultiPartial, sliceWholeRanges, type Where } from "./http-body.js";
 import type { RequestedRange } from "./multipart.js";
@@ -55,7 +57,9 @@ export class HttpBackend implements Backend {
   readonly defaultConcurrency = DEFAULT_CONCURRENCY;
   readonly maxRangesPerRequest: number;
   readonly readRanges?: Backend["readRanges"];
-  private readonly pool: Pool;
+  /** Created with undici on the first request. */
+  private pool?: Promise<Pool>;
+  private readonly poolOptions: { origin: string; connections: number };
   private readonly basePath: string;
   private readonly headers: Record<string, string>;
   private readonly keepsContentEncoding: boolean;
@@ -84,7 +88,7 @@ export class HttpBackend implements Backend {
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     // Never more sockets than requests we allow in flight: a server sees at most `concurrency`.
     const connections = Math.max(1, Math.min(options.connections ?? concurrency, concurrency));
-    this.pool = new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.poolOptions = { origin: url.origin, connections };
     this.maxRangesPerRequest = Math.max(1, options.maxRangesPerRequest ?? DEFAULT_RANGES_PER_REQUEST);
     if (options.multiRange !== false) this.readRanges = (key, ranges, signal) => this.readMulti(key, ranges, signal);
   }
@@ -93,12 +97,32 @@ export class HttpBackend implements Backend {
     return `${this.basePath}/${encodeKey(key)}`;
   }
 
+  /** The keep-alive pool; a failure to load undici is a StoreError at `where`. */
+  private async connect(where: Where): Promise<Pool> {
+    this.pool ??= loadUndici()
+      .then(({ Pool }) => {
+        const { origin, connections } = this.poolOptions;
+        return new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+      })
+      .catch((error: unknown) => {
+        // Not cached: a later request tries again.
+        this.pool = undefined;
+        throw error;
+      });
+    try {
+      return await this.pool;
+    } catch (error) {
+      throw loadFailure(error, where);
+    }
+  }
+
   private async request(
     where: Where,
     options: Omit<Dispatcher.RequestOptions, "path" | "origin">,
   ): Promise<Dispatcher.ResponseData> {
+    const pool = await this.connect(where);
     try {
-      return await this.pool.request({
+      return await pool.request({
         ...options,
         path: this.path(where.key),
         headers: { ...this.headers, ...(options.headers as Record<string, string> | undefined) },
@@ -358,7 +382,11 @@ export class HttpBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.pool.close();
+    const pending = this.pool;
+    if (!pending) return;
+    // A later request opens a new pool, as a fresh store would.
+    this.pool = undefined;
+    await (await pending.catch(() => undefined))?.close();
   }
 }
 

@@ -4,7 +4,7 @@
  * operation requires them, a keep-alive agent sized to the store's concurrency, and Content-MD5 on
  * DeleteObjects (see below).
  *
- * This module is the only way into the SDK for s3.ts, which imports it dynamically on a store's
+ * This module is the only way into the SDK for s3.ts, which loads it (deps-lazy.ts) on a store's
  * first request: loading `@aws-sdk/client-s3` costs ~0.15 s of CPU and ~20 MiB, which processes
  * that open only local or HTTP stores should not pay. So the commands and the multipart upload
  * (which needs the SDK too) are re-exported from here.

@@ -2,6 +2,7 @@
  * Multipart upload for large objects: parts go up in parallel, each with its own Content-MD5 so S3
  * verifies every part, and a failed upload is aborted so no orphaned parts keep costing storage.
  * The whole upload is one attempt for the retry policy (the Backend contract: no retries here).
+ * Reached only through s3-client.ts, so the SDK it imports loads with the client, on first use.
  */
 import {
   AbortMultipartUploadCommand,

@@ -7,7 +7,7 @@
  * write and every multipart part.
  *
  * The SDK is loaded on a store's first request, not when this module is imported (see
- * s3-client.ts): constructing an S3Store, or opening an `s3://` URL, stays synchronous and cheap.
+ * deps-lazy.ts): constructing an S3Store, or opening an `s3://` URL, stays synchronous and cheap.
  *
  * Create-only writes send `If-None-Match: *`. S3 (since 2024) and most modern servers honour it;
  * servers that ignore it (s3rver does) silently overwrite, so create-only is only guaranteed where
@@ -18,6 +18,7 @@ import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { rangeHeader } from "./range.js";
+import { loadFailure, loadS3Sdk } from "./deps-lazy.js";
 import type { S3ClientSettings } from "./s3-client.js";
 import { asBodyStream, readBody } from "./s3-body.js";
 import { codeOf, s3Error, statusOf } from "./s3-errors.js";
@@ -137,22 +138,26 @@ export class S3Backend implements Backend {
 
   /** The SDK client, created (and the SDK loaded) on first use. */
   async client(): Promise<S3Client> {
-    return (await this.connect()).client;
+    return (await this.connect({ store: this.url, key: "", operation: "connect" })).client;
   }
 
-  private connect(): Promise<Connection> {
-    this.connection ??= import("./s3-client.js").then(
-      (sdk) => {
+  /** The live connection; a failure to load the SDK or build the client is a StoreError at `where`. */
+  private async connect(where: Where): Promise<Connection> {
+    this.connection ??= loadS3Sdk()
+      .then((sdk) => {
         const { client, close } = sdk.createS3Client(this.settings);
         return { sdk, client, close };
-      },
-      (error: unknown) => {
+      })
+      .catch((error: unknown) => {
         // Not cached: a later request tries again rather than failing forever.
         this.connection = undefined;
         throw error;
-      },
-    );
-    return this.connection;
+      });
+    try {
+      return await this.connection;
+    } catch (error) {
+      throw loadFailure(error, where);
+    }
   }
 
   validateKey(key: string): void {
@@ -217,7 +222,7 @@ export class S3Backend implements Backend {
     where: Where,
     signal?: AbortSignal,
   ): Promise<GetObjectCommandOutput | typeof UNSATISFIABLE | undefined> {
-    const { sdk, client } = await this.connect();
+    const { sdk, client } = await this.connect(where);
     try {
       return await client.send(
         new sdk.GetObjectCommand({
@@ -266,7 +271,7 @@ export class S3Backend implements Backend {
 
   async write(key: string, data: Uint8Array, options: BackendWriteOptions): Promise<void> {
     const where = { store: this.url, key, operation: "set" };
-    const { sdk, client } = await this.connect();
+    const { sdk, client } = await this.connect(where);
     try {
       if (data.length >= this.multipartThreshold) {
         await sdk.multipartUpload(client, {
@@ -301,21 +306,22 @@ export class S3Backend implements Backend {
   }
 
   async remove(key: string, signal?: AbortSignal): Promise<void> {
-    const { sdk, client } = await this.connect();
+    const where = { store: this.url, key, operation: "delete" };
+    const { sdk, client } = await this.connect(where);
     try {
       await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
         abortSignal: signal,
       });
     } catch (error) {
       if (statusOf(error) === 404 && codeOf(error) !== "NoSuchBucket") return;
-      throw s3Error(error, { store: this.url, key, operation: "delete" }, signal);
+      throw s3Error(error, where, signal);
     }
   }
 
   async removeBatch(keys: string[], signal?: AbortSignal): Promise<void> {
     if (keys.length === 0) return;
     const where = { store: this.url, key: keys[0], operation: "deleteMany" };
-    const { sdk, client } = await this.connect();
+    const { sdk, client } = await this.connect(where);
     let errors;
     try {
       const result = await client.send(
@@ -343,7 +349,8 @@ export class S3Backend implements Backend {
   }
 
   async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
-    const { sdk, client } = await this.connect();
+    const where = { store: this.url, key, operation: "head" };
+    const { sdk, client } = await this.connect(where);
     try {
       const head = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }), {
         abortSignal: signal,
@@ -358,13 +365,13 @@ export class S3Backend implements Backend {
     } catch (error) {
       // HEAD has no body, so a missing bucket cannot be told from a missing key here.
       if (statusOf(error) === 404) return undefined;
-      throw s3Error(error, { store: this.url, key, operation: "head" }, signal);
+      throw s3Error(error, where, signal);
     }
   }
 
   async *list(prefix: string, options: { signal?: AbortSignal; retry: Retrier }): AsyncIterable<ObjectInfo> {
     const where = { store: this.url, key: prefix, operation: "list" };
-    const { sdk, client } = await this.connect();
+    const { sdk, client } = await this.connect(where);
     let token: string | undefined;
     do {
       const page = await options.retry(async (signal) => {

@@ -1,0 +1,48 @@
+/**
+ * Heavy dependencies loaded on first use rather than at import. undici costs ~20 MiB and the AWS
+ * SDK ~22 MiB of RSS, plus a tenth of a second of CPU each, which a process that only reads local
+ * files never needs; so the HTTP, GCS and S3 stores and the active-storage client import them on
+ * their first request. Stores are still constructed synchronously: only requests wait.
+ *
+ * Each module is loaded once per process (a module-level promise). A failed load is not cached,
+ * so a later request tries again, and it surfaces as an error naming the package, never as a hang.
+ */
+import { StoreError, type StoreErrorDetails } from "../errors.js";
+
+/** A function returning the module, loading it on its first call. */
+export type Loader<T> = () => Promise<T>;
+
+/**
+ * `load` runs at most once at a time and its module is kept; `name` is the package a user would
+ * reinstall when loading fails.
+ */
+export function lazyModule<T>(name: string, load: () => Promise<T>): Loader<T> {
+  let pending: Promise<T> | undefined;
+  return () =>
+    (pending ??= load().catch((cause: unknown) => {
+      pending = undefined;
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new Error(`could not load ${name} (is it installed? try \`npm install\`): ${reason}`, { cause });
+    }));
+}
+
+/** undici: the HTTP client of the HTTP and GCS stores and of the active-storage client. */
+export const loadUndici: Loader<typeof import("undici")> = lazyModule("undici", () => import("undici"));
+
+/**
+ * The S3 SDK with our client factory and multipart upload around it (s3-client.ts is the only
+ * module that imports `@aws-sdk/client-s3` at run time).
+ */
+export const loadS3Sdk: Loader<typeof import("./s3-client.js")> = lazyModule(
+  "@aws-sdk/client-s3",
+  () => import("./s3-client.js"),
+);
+
+/**
+ * A store operation that could not start because its client library did not load: not retryable,
+ * since the next attempt in the same breath would fail the same way.
+ */
+export function loadFailure(cause: unknown, where: Pick<StoreErrorDetails, "store" | "key" | "operation">): StoreError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new StoreError(message, { ...where, retryable: false, cause });
+}
