@@ -3,6 +3,8 @@
  * (ReferenceStore.localRange → the batch names file, offset and length): same results and byte
  * counts as the in-thread engine, no chunk bytes read on the main thread, and a truncated or
  * vanished file is a ReferenceSetError naming the chunk, as the main thread's reads report it.
+ * Raw chunks (no codec) are read by the in-thread engine itself (src/active/direct.ts): the same
+ * partials as through zarrita, the same errors.
  *
  * Workers run compiled JavaScript: dist/active/reduce-worker.js, which `npm test` builds.
  */
@@ -57,6 +59,41 @@ describe("ReferenceStore.localRange", () => {
     expect(await store.localRange("web")).toBeNull();
     expect(await store.localRange("gz")).toBeNull(); // no plain file: the store's reads decide
     expect(await store.localRange("f4_zlib/99.99.99")).toBeUndefined();
+  });
+});
+
+describe("in-thread reductions of raw local chunks", () => {
+  it("read the chunks without the store and give zarrita's partials, for every raw variable, selection and axis", async () => {
+    const raw = ["i1", "u1", "u4", "u8", "f8", "f8_default_fill", "f4_missing", "i2_valid_max", "partial", "f8_nan", "i4_big"];
+    for (const variable of raw) {
+      const store = new ReferenceStore(references);
+      const array = await zarr.open.v2(zarr.root(store).resolve(variable), { kind: "array" });
+      for (const [selection, axis] of [[null, undefined], [[zarr.slice(1, 11, 3), null, zarr.slice(null, null, -2)], [0, 2]], [[3, null, null], [1]]] as const) {
+        const where = `${variable} ${JSON.stringify(selection)} axis ${JSON.stringify(axis)}`;
+        const reads = store.stats.reads;
+        const direct = await reduceArray(array, selection, { moments: true, axis });
+        const directReads = store.stats.reads - reads;
+        const viaZarrita = await reduceArray(array, selection, { moments: true, axis, buffers: false });
+        if (variable !== "i4_big") expect(directReads, `${where}: no chunk read through the store`).toBe(0);
+        else expect(directReads, `${where}: big-endian chunks go through zarrita`).toBeGreaterThan(0);
+        expect(direct.chunks, where).toBe(viaZarrita.chunks);
+        for (const field of ["count", "sum", "min", "max", "m2", "nan"] as const) {
+          const [a, b] = [direct.partials[field], viaZarrita.partials[field]];
+          expect(a && Array.from(a as ArrayLike<number>, String), `${where} ${field}`).toEqual(b && Array.from(b as ArrayLike<number>, String));
+        }
+      }
+    }
+  });
+
+  it("a truncated file is a ReferenceSetError naming the chunk", async () => {
+    const copy = join(dir, "truncated-raw.nc");
+    copyFileSync(file, copy);
+    const refs: References = JSON.parse(JSON.stringify(references).replaceAll(JSON.stringify(file), JSON.stringify(copy)));
+    const last = chunkKeys("f8").map((k) => refs.refs[k] as [string, number, number]).sort((x, y) => y[1] - x[1])[0];
+    truncateSync(copy, last[1] + 8);
+    const error = await (await Active.open(refs, "f8", { threads: 0 })).mean().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReferenceSetError);
+    expect(String(error)).toMatch(/f8\/\d+\.\d+\.\d+.*too short: got 8 of/);
   });
 });
 

@@ -137,8 +137,8 @@ export class Active {
 
   /** Any statistic by name, as the CLI and server use it. */
   async reduce(op: Statistic, selection?: Selection, options: StatisticOptions = {}): Promise<ReductionResult> {
-    // The threaded engine reads the array's metadata document once: before the reduction's bytes count.
-    const layout = this.options.server === undefined && this.options.threads !== 0 ? await arrayLayout(this.array) : undefined;
+    // Both engines read the array's metadata document once: before the reduction's bytes count.
+    const layout = this.options.server === undefined ? await arrayLayout(this.array) : undefined;
     const before = this.counter.bytesRead;
     const moments = op === "variance" || op === "std" || options.components === true;
     // Partials handed out (components) must merge with any others, so they keep everything.

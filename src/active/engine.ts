@@ -9,6 +9,8 @@ import { UnsupportedFeatureError } from "../errors.js";
 import { ArenaPool } from "../stores/arena-pool.js";
 import { BufferPool } from "../stores/buffer-pool.js";
 import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
+import { DIRECT_READS, DirectReader } from "./direct.js";
+import { arrayLayout, type ZarrArrayLike } from "./layout.js";
 import { checkDecodedChunk, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
@@ -146,7 +148,9 @@ export async function reduceArray(
   // Blocks are merged in plan order, whatever order they finish in, so float sums round the same
   // way on every run, at any concurrency, and as the server client merges them. A worker does not
   // run more than `window` tasks ahead of the merge point, which bounds the blocks waiting.
-  const n = workerCount(array, options);
+  // Raw chunks of local files are read here, two at a time unless the caller says (see direct.ts).
+  const direct = DirectReader.for(array as ZarrArrayLike, await arrayLayout(array), buffers);
+  const n = direct && options.concurrency === undefined ? Math.min(DIRECT_READS, workerCount(array, options)) : workerCount(array, options);
   const window = 4 * n;
   const pending = new Map<number, { task: ChunkTask; block: Partials }>();
   let issued = 0;
@@ -174,7 +178,7 @@ export async function reduceArray(
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       const task = next.value;
-      const chunk = await array.getChunk(task.coords, readOptions);
+      const chunk = (await direct?.getChunk(task.coords, signal)) ?? (await array.getChunk(task.coords, readOptions));
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       checkDecodedChunk(chunk.data as NumericArray, chunk.shape, task.coords.join("."));
@@ -195,14 +199,18 @@ export async function reduceArray(
       advance();
     }
   };
-  await Promise.all(
-    Array.from({ length: n }, () =>
-      worker().catch((error: unknown) => {
-        failure ??= { error }; // the first error wins
-        advance(); // release workers waiting on the window
-      }),
-    ),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: n }, () =>
+        worker().catch((error: unknown) => {
+          failure ??= { error }; // the first error wins
+          advance(); // release workers waiting on the window
+        }),
+      ),
+    );
+  } finally {
+    await direct?.close();
+  }
   if (failure) throw failure.error;
   return { partials: total, chunks };
 }

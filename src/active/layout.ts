@@ -30,6 +30,8 @@ export interface ArrayLayout {
    * this thread neither reads nor copies them, and raw chunks are worth threads too.
    */
   local: boolean;
+  /** A chunk's bytes are its elements as they are: no codec, little-endian (or one byte), C order. */
+  plainElements: boolean;
 }
 
 const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
@@ -47,10 +49,12 @@ async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> 
   if (!doc) return undefined;
   let encode: (coords: readonly number[]) => string;
   let compressed: boolean;
+  let plainElements: boolean;
   if (v2 !== undefined) {
     const sep = typeof doc.dimension_separator === "string" ? doc.dimension_separator : ".";
     encode = (c) => (c.length ? c.join(sep) : "0");
     compressed = doc.compressor != null || (Array.isArray(doc.filters) && doc.filters.length > 0);
+    plainElements = !compressed && typeof doc.dtype === "string" && /^[<|]/.test(doc.dtype) && doc.order !== "F";
   } else {
     const codecs = (doc.codecs ?? []) as { name: string }[];
     if (codecs.some((c) => c.name === "sharding_indexed")) return undefined; // chunks are inside shards
@@ -63,6 +67,8 @@ async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> 
       encode = (c) => ["c", ...c].join(sep);
     }
     compressed = codecs.some((c) => c.name !== "bytes" && c.name !== "transpose");
+    const only = codecs as { name: string; configuration?: { endian?: string } }[];
+    plainElements = only.length === 1 && only[0].name === "bytes" && only[0].configuration?.endian !== "big";
   }
   const first = array.store.localRange ? await array.store.localRange(array.resolve(encode(array.shape.map(() => 0))).path) : null;
   return {
@@ -70,6 +76,7 @@ async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> 
     spec: { id: newArrayId(), path: array.path, version: v2 !== undefined ? 2 : 3, docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! } },
     keyOf: (coords) => array.resolve(encode(coords)).path,
     compressed,
+    plainElements,
   };
 }
 
