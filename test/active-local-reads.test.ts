@@ -22,6 +22,7 @@ import { ReferenceSetError } from "../src/errors.js";
 import { buildReferences } from "../src/refs/build.js";
 import { ReferenceStore } from "../src/refs/reference-store.js";
 import type { References } from "../src/refs/types.js";
+import type { Selection } from "../src/active/selection.js";
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "active", "active.nc");
 let dir: string;
@@ -68,7 +69,12 @@ describe("in-thread reductions of raw local chunks", () => {
     for (const variable of raw) {
       const store = new ReferenceStore(references);
       const array = await zarr.open.v2(zarr.root(store).resolve(variable), { kind: "array" });
-      for (const [selection, axis] of [[null, undefined], [[zarr.slice(1, 11, 3), null, zarr.slice(null, null, -2)], [0, 2]], [[3, null, null], [1]]] as const) {
+      const cases: [Selection, number[] | undefined][] = [
+        [null, undefined],
+        [[zarr.slice(1, 11, 3), null, zarr.slice(null, null, -2)], [0, 2]],
+        [[3, null, null], [1]],
+      ];
+      for (const [selection, axis] of cases) {
         const where = `${variable} ${JSON.stringify(selection)} axis ${JSON.stringify(axis)}`;
         const reads = store.stats.reads;
         const direct = await reduceArray(array, selection, { moments: true, axis });
