@@ -13,6 +13,7 @@ export * from "./errors.js";
 export * from "./stores/index.js";
 export type { GetRangesOptions } from "./stores/object-store.js";
 export { BufferPool, sizeClass, type BufferPoolOptions, type BufferPoolStats } from "./stores/buffer-pool.js";
+export { ArenaPool, type ArenaPoolOptions } from "./stores/arena-pool.js";
 
 // HDF5 reader (metadata only)
 export { openHdf5, Hdf5File, type OpenOptions as Hdf5OpenOptions } from "./hdf5/file.js";
@@ -49,6 +50,7 @@ export {
   ReferenceStore,
   type ReferenceGetOptions,
   type ReferenceStoreOptions,
+  type LocalRange,
   type Resolver,
   type TargetStore,
 } from "./refs/reference-store.js";
