@@ -33,10 +33,12 @@ export const loadUndici: Loader<typeof import("undici")> = lazyModule("undici", 
  * The S3 SDK with our client factory and multipart upload around it (s3-client.ts is the only
  * module that imports `@aws-sdk/client-s3` at run time).
  */
-export const loadS3Sdk: Loader<typeof import("./s3-client.js")> = lazyModule(
-  "@aws-sdk/client-s3",
-  () => import("./s3-client.js"),
-);
+export const loadS3Sdk: Loader<typeof import("./s3-client.js")> = lazyModule("@aws-sdk/client-s3", async () => {
+  // The SDK first, on its own: Node remembers a module whose dependency failed to load and would
+  // fail s3-client.js forever, while a package that failed to resolve is looked up afresh.
+  await import("@aws-sdk/client-s3");
+  return import("./s3-client.js");
+});
 
 /**
  * A store operation that could not start because its client library did not load: not retryable,
