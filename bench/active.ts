@@ -12,9 +12,9 @@
  * Build and run (from the repository root; see bench/RESULTS.md):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
  *     --types node --rootDir . --outDir node_modules/.cache/bench bench/active.ts src/codecs/seek-bzip.d.ts \
- *     src/active/reduce-worker.ts src/codecs/pool-worker.ts
+ *     src/active/wasm/webassembly.d.ts src/active/reduce-worker.ts src/codecs/pool-worker.ts
  *   node node_modules/.cache/bench/bench/active.js [--dir /tmp/activestore-bench] [--repeat 3]
- *     [--concurrency 16] [--cold] [--only raw75|zlib25] [--threads 0,2]
+ *     [--concurrency N] [--cold] [--only raw75|zlib25] [--threads 0,2]
  *
  * `--threads 0,2`: one activestore case per value (Active's `threads` option: 0 = the in-thread
  * engine, N = N worker threads decode and reduce), interleaved with netCDF4, instead of the default
@@ -38,7 +38,7 @@ const { values: flags } = parseArgs({
   options: {
     dir: { type: "string", default: "/tmp/activestore-bench" },
     repeat: { type: "string", default: "1" },
-    concurrency: { type: "string", default: "16" },
+    concurrency: { type: "string" },
     cold: { type: "boolean", default: false },
     only: { type: "string" },
     threads: { type: "string" },
@@ -85,7 +85,7 @@ async function childMain(): Promise<void> {
   const active = flags.handles
     ? await openWithCachedHandles(flags.file!)
     : await openActive(flags.file!, "data", {
-        concurrency: Number(flags.concurrency),
+        ...(flags.concurrency !== undefined && { concurrency: Number(flags.concurrency) }),
         ...(flags.threads !== undefined && { threads: Number(flags.threads) }),
       });
   const result = await active.mean(selection);
@@ -131,7 +131,7 @@ async function openWithCachedHandles(path: string) {
   };
   const array = await zarr.open.v2(zarr.root(counted).resolve("data"), { kind: "array" });
   type Source = import("../src/active/engine.js").ChunkSource;
-  return new Active(array as unknown as Source, array.attrs, { netcdf: true, concurrency: Number(flags.concurrency) }, counter);
+  return new Active(array as unknown as Source, array.attrs, { netcdf: true, ...(flags.concurrency !== undefined && { concurrency: Number(flags.concurrency) }) }, counter);
 }
 
 /**
@@ -256,7 +256,7 @@ async function mainBench(): Promise<void> {
         [...ourTools, "netCDF4+numpy", ...(threads ? [] : ["activestore, cached handles (what-if)"])].map((t) => [t, []]),
       );
       const ours = (extra: string[]) =>
-        runChild<Report>(process.execPath, [self, "--child", "--file", file, "--sel", selection, "--concurrency", String(flags.concurrency), ...extra]);
+        runChild<Report>(process.execPath, [self, "--child", "--file", file, "--sel", selection, ...(flags.concurrency !== undefined ? ["--concurrency", flags.concurrency] : []), ...extra]);
       for (let r = 0; r < repeat; r++) {
         // Interleaved, so a burst of load on the machine hits every tool.
         for (const [i, tool] of ourTools.entries()) {

@@ -10,7 +10,7 @@
  *
  * Build and run (from the repository root; see bench/RESULTS.md):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
- *     --types node --rootDir . --outDir node_modules/.cache/bench bench/refs-read.ts src/codecs/seek-bzip.d.ts \
+ *     --types node --rootDir . --outDir node_modules/.cache/bench bench/refs-read.ts src/codecs/seek-bzip.d.ts src/active/wasm/webassembly.d.ts \
  *     src/codecs/pool-worker.ts   # the codec pool's worker script; without it decoding stays on the main thread
  *   node node_modules/.cache/bench/bench/refs-read.js [--quick] [--dir /tmp/activestore-bench]
  *     [--files raw75.nc,zlib25.nc] [--concurrency 16] [--skip-zarrita]
