@@ -9,7 +9,7 @@
  * Build and run (from the repository root):
  *   npx tsc --module NodeNext --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck \
  *     --types node --rootDir . --outDir node_modules/.cache/bench-write bench/write.ts src/datasets/pool-worker.ts \
- *     src/codecs/seek-bzip.d.ts
+ *     src/codecs/seek-bzip.d.ts src/active/wasm/webassembly.d.ts
  *   node node_modules/.cache/bench-write/bench/write.js [--input /tmp/activestore-bench/zlib25.nc]
  *     [--chunks 50] [--processes 1,2,4] [--stores local,s3] [--quick] [--threads N]
  * --threads N gives each rank a WorkerPool of N threads that encode the chunks (the worker-thread engine).
