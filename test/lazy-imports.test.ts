@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OnFirstUse } from "../src/stores/deps-lazy.js";
 import { startGcsServer, type GcsServer } from "./servers/gcs.js";
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from "./servers/s3rver.js";
 
@@ -127,6 +128,26 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("OnFirstUse", () => {
+  it("creates once for concurrent callers, forgets a failure, and starts afresh after take", async () => {
+    const outcomes = ["fail", "ok-1", "ok-2"];
+    let created = 0;
+    const value = new OnFirstUse(async () => {
+      const outcome = outcomes[created++];
+      if (outcome === "fail") throw new Error("creation failed");
+      return outcome;
+    });
+    const failed = await Promise.allSettled([value.get(), value.get()]);
+    expect(failed.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(created).toBe(1);
+    expect(await Promise.all([value.get(), value.get()])).toEqual(["ok-1", "ok-1"]);
+    expect(created).toBe(2);
+    expect(await value.take()).toBe("ok-1");
+    expect(await value.take()).toBeUndefined();
+    expect(await value.get()).toBe("ok-2");
+  });
 });
 
 describe("local work loads neither undici nor the AWS SDK", () => {

@@ -10,7 +10,7 @@ import type { Decoder } from "cbor-x";
 import pRetry, { AbortError } from "p-retry";
 import type { Pool } from "undici";
 import { RequestError } from "../errors.js";
-import { lazyModule, loadUndici } from "../stores/deps-lazy.js";
+import { lazyModule, loadUndici, OnFirstUse } from "../stores/deps-lazy.js";
 
 export interface ExchangeOptions {
   /** Server base URLs (`http://host:8080`, a path prefix allowed). */
@@ -61,19 +61,11 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
     const url = new URL(base);
     return { base, origin: url.origin, path: url.pathname.replace(/\/+$/, "") };
   });
-  let connecting: Promise<Connection> | undefined;
-  const connect = (): Promise<Connection> =>
-    (connecting ??= Promise.all([loadUndici(), loadDecoder()]).then(
-      ([{ Pool }, decoder]) => ({
-        pools: servers.map((s) => new Pool(s.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 })),
-        decoder,
-      }),
-      (error: unknown) => {
-        // Not cached: a later request tries again.
-        connecting = undefined;
-        throw error;
-      },
-    ));
+  const connection = new OnFirstUse(async (): Promise<Connection> => {
+    const [{ Pool }, decoder] = await Promise.all([loadUndici(), loadDecoder()]);
+    const pools = servers.map((s) => new Pool(s.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 }));
+    return { pools, decoder };
+  });
   let next = 0;
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/cbor" };
   if (options.credentials) {
@@ -118,17 +110,17 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
     bytesReceived: 0,
     async post(operation, body) {
       // Outside the retries: a library that did not load will not load on the next attempt.
-      const connection = await connect();
+      const connected = await connection.get();
       // The first attempt outside p-retry: nearly every request succeeds at once, and p-retry's
       // per-call setup shows in the profile at thousands of chunks.
       try {
-        return await attempt(connection, operation, body);
+        return await attempt(connected, operation, body);
       } catch (error) {
         if (error instanceof AbortError) throw error.originalError;
         if (retries <= 0 || options.signal?.aborted) throw error;
       }
       await sleep(100, undefined, options.signal ? { signal: options.signal } : {});
-      return pRetry(() => attempt(connection, operation, body), {
+      return pRetry(() => attempt(connected, operation, body), {
         retries: retries - 1,
         minTimeout: 200,
         maxTimeout: 5_000,
@@ -137,9 +129,9 @@ export function exchange(options: ExchangeOptions, connections: number): Exchang
       });
     },
     async close(destroy = false) {
-      const connection = await connecting?.catch(() => undefined);
-      if (!connection) return;
-      await Promise.all(connection.pools.map((p) => (destroy ? p.destroy() : p.close()).catch(() => undefined)));
+      const connected = await connection.take();
+      if (!connected) return;
+      await Promise.all(connected.pools.map((p) => (destroy ? p.destroy() : p.close()).catch(() => undefined)));
     },
   };
   return state;

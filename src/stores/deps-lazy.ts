@@ -9,21 +9,47 @@
  */
 import { StoreError, type StoreErrorDetails } from "../errors.js";
 
+/**
+ * Something created on first use and kept: a module, a connection pool. A creation that fails is
+ * forgotten, so the next call tries again; callers waiting on it all see the failure.
+ */
+export class OnFirstUse<T> {
+  private pending?: Promise<T>;
+
+  constructor(private readonly create: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    if (!this.pending) {
+      const pending = this.create();
+      this.pending = pending;
+      // Only this attempt is forgotten, not one started after a `take`.
+      pending.catch(() => {
+        if (this.pending === pending) this.pending = undefined;
+      });
+    }
+    return this.pending;
+  }
+
+  /** Forgets the value (the next `get` creates a new one) and returns it, if it was created. */
+  async take(): Promise<T | undefined> {
+    const pending = this.pending;
+    this.pending = undefined;
+    return pending?.catch(() => undefined);
+  }
+}
+
 /** A function returning the module, loading it on its first call. */
 export type Loader<T> = () => Promise<T>;
 
-/**
- * `load` runs at most once at a time and its module is kept; `name` is the package a user would
- * reinstall when loading fails.
- */
+/** `load` runs until it succeeds once; `name` is the package a user would reinstall when it fails. */
 export function lazyModule<T>(name: string, load: () => Promise<T>): Loader<T> {
-  let pending: Promise<T> | undefined;
-  return () =>
-    (pending ??= load().catch((cause: unknown) => {
-      pending = undefined;
+  const module = new OnFirstUse(() =>
+    load().catch((cause: unknown) => {
       const reason = cause instanceof Error ? cause.message : String(cause);
       throw new Error(`could not load ${name} (is it installed? try \`npm install\`): ${reason}`, { cause });
-    }));
+    }),
+  );
+  return () => module.get();
 }
 
 /** undici: the HTTP client of the HTTP and GCS stores and of the active-storage client. */

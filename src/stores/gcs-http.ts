@@ -6,7 +6,7 @@
  */
 import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
-import { loadFailure, loadUndici } from "./deps-lazy.js";
+import { loadFailure, loadUndici, OnFirstUse } from "./deps-lazy.js";
 import { networkError, statusError } from "./http-errors.js";
 
 export type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
@@ -57,32 +57,26 @@ export class GcsTransport {
   /** Path of the endpoint (usually empty), prepended to every API path. */
   private readonly basePath: string;
   /** undici and the keep-alive pool, created on the first request. */
-  private connection?: Promise<Connection>;
+  private readonly connection: OnFirstUse<Connection>;
 
   constructor(
     endpoint: string,
-    private readonly connections: number,
+    connections: number,
     private readonly token: TokenSource | undefined,
   ) {
     const url = new URL(endpoint);
     this.origin = url.origin;
     this.basePath = url.pathname.replace(/\/+$/, "");
+    this.connection = new OnFirstUse(async () => {
+      const undici = await loadUndici();
+      return { undici, pool: new undici.Pool(this.origin, { connections, keepAliveTimeout: 10_000 }) };
+    });
   }
 
   /** A failure to load undici is a StoreError at `where`. */
   private async connect(where: Where): Promise<Connection> {
-    this.connection ??= loadUndici()
-      .then((undici) => {
-        const pool = new undici.Pool(this.origin, { connections: this.connections, keepAliveTimeout: 10_000 });
-        return { undici, pool };
-      })
-      .catch((error: unknown) => {
-        // Not cached: a later request tries again.
-        this.connection = undefined;
-        throw error;
-      });
     try {
-      return await this.connection;
+      return await this.connection.get();
     } catch (error) {
       throw loadFailure(error, where);
     }
@@ -215,10 +209,7 @@ export class GcsTransport {
   }
 
   async close(): Promise<void> {
-    const pending = this.connection;
-    if (!pending) return;
     // A later request opens a new pool, as a fresh store would.
-    this.connection = undefined;
-    await (await pending.catch(() => undefined))?.pool.close();
+    await (await this.connection.take())?.pool.close();
   }
 }

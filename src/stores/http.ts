@@ -10,7 +10,7 @@
 import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, StoredObject, StoredRanges } from "./backend.js";
-import { loadFailure, loadUndici } from "./deps-lazy.js";
+import { loadFailure, loadUndici, OnFirstUse } from "./deps-lazy.js";
 import { checkLength, networkError, statusError } from "./http-errors.js";
 import { BodyFailed, collect, discard, excerpt, header, readMultiPartial, sliceWholeRanges, type Where } from "./http-body.js";
 import type { RequestedRange } from "./multipart.js";
@@ -57,9 +57,8 @@ export class HttpBackend implements Backend {
   readonly defaultConcurrency = DEFAULT_CONCURRENCY;
   readonly maxRangesPerRequest: number;
   readonly readRanges?: Backend["readRanges"];
-  /** Created with undici on the first request. */
-  private pool?: Promise<Pool>;
-  private readonly poolOptions: { origin: string; connections: number };
+  /** Created, with undici loaded, on the first request. */
+  private readonly pool: OnFirstUse<Pool>;
   private readonly basePath: string;
   private readonly headers: Record<string, string>;
   private readonly keepsContentEncoding: boolean;
@@ -88,7 +87,10 @@ export class HttpBackend implements Backend {
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     // Never more sockets than requests we allow in flight: a server sees at most `concurrency`.
     const connections = Math.max(1, Math.min(options.connections ?? concurrency, concurrency));
-    this.poolOptions = { origin: url.origin, connections };
+    this.pool = new OnFirstUse(async () => {
+      const { Pool } = await loadUndici();
+      return new Pool(url.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    });
     this.maxRangesPerRequest = Math.max(1, options.maxRangesPerRequest ?? DEFAULT_RANGES_PER_REQUEST);
     if (options.multiRange !== false) this.readRanges = (key, ranges, signal) => this.readMulti(key, ranges, signal);
   }
@@ -99,18 +101,8 @@ export class HttpBackend implements Backend {
 
   /** The keep-alive pool; a failure to load undici is a StoreError at `where`. */
   private async connect(where: Where): Promise<Pool> {
-    this.pool ??= loadUndici()
-      .then(({ Pool }) => {
-        const { origin, connections } = this.poolOptions;
-        return new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
-      })
-      .catch((error: unknown) => {
-        // Not cached: a later request tries again.
-        this.pool = undefined;
-        throw error;
-      });
     try {
-      return await this.pool;
+      return await this.pool.get();
     } catch (error) {
       throw loadFailure(error, where);
     }
@@ -382,11 +374,8 @@ export class HttpBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    const pending = this.pool;
-    if (!pending) return;
     // A later request opens a new pool, as a fresh store would.
-    this.pool = undefined;
-    await (await pending.catch(() => undefined))?.close();
+    await (await this.pool.take())?.close();
   }
 }
 

@@ -18,7 +18,7 @@ import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { rangeHeader } from "./range.js";
-import { loadFailure, loadS3Sdk } from "./deps-lazy.js";
+import { loadFailure, loadS3Sdk, OnFirstUse } from "./deps-lazy.js";
 import type { S3ClientSettings } from "./s3-client.js";
 import { asBodyStream, readBody } from "./s3-body.js";
 import { codeOf, s3Error, statusOf } from "./s3-errors.js";
@@ -112,7 +112,8 @@ export class S3Backend implements Backend {
   private readonly pageSize: number;
   private readonly verifyMd5: boolean;
   private readonly settings: S3ClientSettings;
-  private connection?: Promise<Connection>;
+  /** Created, with the SDK loaded, on the first request. */
+  private readonly connection: OnFirstUse<Connection>;
 
   constructor(options: S3Options & StoreOptions) {
     if (!options.bucket) throw new TypeError("S3Store: `bucket` is required");
@@ -134,6 +135,11 @@ export class S3Backend implements Backend {
       maxSockets: this.defaultConcurrency,
       socketTimeoutMs: options.timeoutMs ?? 60_000,
     };
+    this.connection = new OnFirstUse(async () => {
+      const sdk = await loadS3Sdk();
+      const { client, close } = sdk.createS3Client(this.settings);
+      return { sdk, client, close };
+    });
   }
 
   /** The SDK client, created (and the SDK loaded) on first use. */
@@ -143,18 +149,8 @@ export class S3Backend implements Backend {
 
   /** The live connection; a failure to load the SDK or build the client is a StoreError at `where`. */
   private async connect(where: Where): Promise<Connection> {
-    this.connection ??= loadS3Sdk()
-      .then((sdk) => {
-        const { client, close } = sdk.createS3Client(this.settings);
-        return { sdk, client, close };
-      })
-      .catch((error: unknown) => {
-        // Not cached: a later request tries again rather than failing forever.
-        this.connection = undefined;
-        throw error;
-      });
     try {
-      return await this.connection;
+      return await this.connection.get();
     } catch (error) {
       throw loadFailure(error, where);
     }
@@ -409,11 +405,8 @@ export class S3Backend implements Backend {
   }
 
   async close(): Promise<void> {
-    const pending = this.connection;
-    if (!pending) return;
     // A later request connects again, as a fresh store would.
-    this.connection = undefined;
-    (await pending.catch(() => undefined))?.close();
+    (await this.connection.take())?.close();
   }
 }
 
