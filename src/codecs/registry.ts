@@ -5,37 +5,29 @@
  */
 import { registry } from "zarrita";
 import { CodecError } from "../errors.js";
-import { BitshuffleCodec } from "./bitshuffle.js";
-import { Bz2Codec } from "./bz2.js";
-import { Fletcher32Codec } from "./fletcher32.js";
-import { Lz4h5Codec } from "./lz4h5.js";
-import { LzfCodec } from "./lzf.js";
-import { NbitCodec } from "./nbit.js";
-import { ScaleOffsetCodec } from "./scaleoffset.js";
-import { ShuffleCodec } from "./shuffle.js";
-import { SZIP_UNSUPPORTED, SzipCodec } from "./szip.js";
+import { SZIP_UNSUPPORTED } from "./szip.js";
 import type { BytesCodecClass, CodecConfig } from "./types.js";
-import { loadBlosc, loadLz4, loadZstd } from "./wasm.js";
-import { GzipCodec, ZlibCodec } from "./zlib.js";
 
 type Loader = () => Promise<BytesCodecClass>;
 
+// Each codec's module loads when zarrita first builds that codec: a process (or reduction worker)
+// reading zlib+shuffle data never loads bz2, lz4 or the wasm codecs.
 const loaders: Record<string, Loader> = {
-  zlib: async () => ZlibCodec,
-  gzip: async () => GzipCodec,
-  shuffle: async () => ShuffleCodec,
-  fletcher32: async () => Fletcher32Codec,
-  imagecodecs_lzf: async () => LzfCodec,
-  imagecodecs_lz4h5: async () => Lz4h5Codec,
-  imagecodecs_bitshuffle: async () => BitshuffleCodec,
-  hdf5_bitshuffle: async () => BitshuffleCodec,
-  bz2: async () => Bz2Codec,
-  zstd: loadZstd,
-  blosc: loadBlosc,
-  lz4: loadLz4,
-  hdf5_scaleoffset: async () => ScaleOffsetCodec,
-  hdf5_nbit: async () => NbitCodec,
-  szip: async () => SzipCodec,
+  zlib: async () => (await import("./zlib.js")).ZlibCodec,
+  gzip: async () => (await import("./zlib.js")).GzipCodec,
+  shuffle: async () => (await import("./shuffle.js")).ShuffleCodec,
+  fletcher32: async () => (await import("./fletcher32.js")).Fletcher32Codec,
+  imagecodecs_lzf: async () => (await import("./lzf.js")).LzfCodec,
+  imagecodecs_lz4h5: async () => (await import("./lz4h5.js")).Lz4h5Codec,
+  imagecodecs_bitshuffle: async () => (await import("./bitshuffle.js")).BitshuffleCodec,
+  hdf5_bitshuffle: async () => (await import("./bitshuffle.js")).BitshuffleCodec,
+  bz2: async () => (await import("./bz2.js")).Bz2Codec,
+  zstd: async () => (await import("./wasm.js")).loadZstd(),
+  blosc: async () => (await import("./wasm.js")).loadBlosc(),
+  lz4: async () => (await import("./wasm.js")).loadLz4(),
+  hdf5_scaleoffset: async () => (await import("./scaleoffset.js")).ScaleOffsetCodec,
+  hdf5_nbit: async () => (await import("./nbit.js")).NbitCodec,
+  szip: async () => (await import("./szip.js")).SzipCodec,
 };
 
 /** The v2 codec ids we register (without zarrita's `numcodecs.` prefix). */
