@@ -6,6 +6,8 @@
  * of a never-written chunk exactly as the main thread would have them.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parentPort } from "node:worker_threads";
 import * as zarr from "zarrita";
 import type { AsyncReadable } from "@zarrita/storage";
@@ -101,6 +103,23 @@ function failure(seq: number, error: unknown, chunkKey: string): BatchReply {
   if (pipelineCodec !== undefined) return { seq, ok: false, kind: "codec", message, codec: pipelineCodec, chunkKey };
   return { seq, ok: false, kind: "other", message: `chunk ${chunkKey}: ${message}`, chunkKey };
 }
+
+/**
+ * A young-generation collection after each batch. Every chunk decodes into fresh buffers (inflate
+ * and unshuffle outputs) whose tiny JS handles hardly fill the young generation, so V8 let some
+ * 30 MB of dead chunk bytes pile up per worker before collecting them; a scavenge per batch (well
+ * under a millisecond) frees them. zlib25 whole mean: peak RSS 143-145 -> 131-132 MiB, same time.
+ * `--expose-gc` set now reaches only contexts made afterwards: the one `gc` is taken from.
+ */
+const scavenge = ((): ((options: { type: "minor" }) => void) | undefined => {
+  try {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as unknown;
+    return typeof gc === "function" ? (gc as (options: { type: "minor" }) => void) : undefined;
+  } catch {
+    return undefined; // a runtime that refuses: V8's own pace
+  }
+})();
 
 /** A local read that failed: reported as the main thread's reads report theirs (ReferenceSetError). */
 class TargetError extends Error {}
@@ -235,10 +254,12 @@ port.on("message", (request: WorkerRequest) => {
     return;
   }
   queue = queue.then(() =>
-    reduceBatch(request).catch((error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error);
-      port.postMessage({ seq: request.seq, ok: false, kind: "other", message } satisfies BatchReply);
-    }),
+    reduceBatch(request)
+      .catch((error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        port.postMessage({ seq: request.seq, ok: false, kind: "other", message } satisfies BatchReply);
+      })
+      .finally(() => scavenge?.({ type: "minor" })), // once the answer is on its way
   );
 });
 
