@@ -156,6 +156,21 @@ describe("chunk kernel fast paths", () => {
     same(ranged(clean), clean1);
   });
 
+  it("short float64 runs keep each element in its lane, down to the last n mod 4 (magnitudes where the order shows)", () => {
+    const random = mulberry32(23);
+    for (let trial = 0; trial < 400; trial++) {
+      const n = 1 + (trial % 60);
+      const step = 1 + (trial % 2);
+      const data = Float64Array.from({ length: n * step + 1 }, () => (random() < 0.5 ? -1 : 1) * 10 ** (random() * 32 - 16));
+      const want = plain(selected(data, 0, step, n), { fillValue: -7 });
+      for (const extremes of [false, true]) {
+        const p = reduceChunk(wholeRun(data, n, 0, step), { missing: { fillValue: -7 }, extremes });
+        expect(Object.is((p.sum as Float64Array)[0], want.sum), `n=${n} step=${step} extremes=${extremes}`).toBe(true);
+        expect(p.count[0]).toBe(n);
+      }
+    }
+  });
+
   it("fold runs longer than one block (4,096) in lanes that carry on across blocks, wherever the fill or NaN is", () => {
     const random = mulberry32(17);
     const n = 3 * 4096 + 7;

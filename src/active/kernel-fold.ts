@@ -70,6 +70,9 @@ export function foldRun(
   const ranged = r.lo !== -Infinity || r.hi !== Infinity || r.rest !== null;
   const track = extremes || ranged;
   // The loops take whole groups of four; the last n mod 4 elements are tested one by one.
+  // Short float64 runs (the rows of a chunk cut by the selection's edge): one tight loop instead of
+  // the block machinery, whose fixed cost was three times the work (~180 ns per run of 50).
+  if (!track && n < SIMD_MIN_RUN && data instanceof Float64Array && sumShortRun(data, off, stride, n, r.m0, out)) return;
   const whole = n - (n & 3);
   const tail = off + whole * stride;
   let clean = false;
@@ -101,6 +104,41 @@ export function foldRun(
   out[2] = acc[LO];
   out[3] = acc[HI];
   out[4] = sawNaN ? 1 : 0;
+}
+
+/**
+ * foldRun's clean path for a run with no fill value and no NaN, in one loop: the same lanes, the
+ * same combination, and extremes of the last n mod 4 elements as foldCareful leaves them. False
+ * (nothing written) when the run holds a fill value or a NaN: foldRun then takes it.
+ */
+function sumShortRun(data: Float64Array, off: number, stride: number, n: number, m0: number, out: Float64Array): boolean {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const whole = n - (n & 3);
+  let j = 0;
+  for (; j < whole; j += 4, off += 4 * stride) {
+    const a = data[off], b = data[off + stride], c = data[off + 2 * stride], d = data[off + 3 * stride];
+    if (a === m0 || b === m0 || c === m0 || d === m0) return false;
+    s0 += a; s1 += b; s2 += c; s3 += d;
+  }
+  let low = Infinity;
+  let high = -Infinity;
+  for (let lane = 0; j < n; j++, lane++, off += stride) {
+    const v = data[off];
+    if (v === m0 || v !== v) return false;
+    if (lane === 0) s0 += v;
+    else if (lane === 1) s1 += v;
+    else s2 += v;
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  const sum = s0 + s1 + (s2 + s3);
+  if (sum !== sum) return false;
+  out[0] = n;
+  out[1] = sum;
+  out[2] = low;
+  out[3] = high;
+  out[4] = 0;
+  return true;
 }
 
 function inBlocks(loop: Loop<FloatLike>, data: FloatLike, off: number, stride: number, n: number, r: FoldRules, acc: Float64Array): boolean {
