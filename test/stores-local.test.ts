@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeEach, describe, expect, test } from "vitest";
 import * as zarr from "zarrita";
@@ -332,6 +334,35 @@ describe("LocalStore with cached file handles", () => {
       expect(await openFds()).toBeLessThanOrEqual(before);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a store dropped without close() still closes its cached files once it is garbage", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "activestore-handles-"));
+    try {
+      for (const k of ["a", "b"]) await writeFile(join(dir, k), k);
+      const before = await openFds();
+      await (async () => {
+        const store = new LocalStore(dir, { cacheHandles: 4 });
+        for (const k of ["a", "b"]) await store.getRange(k, { offset: 0, length: 1 });
+      })();
+      expect(await openFds()).toBe(before + 2);
+      // Node closes a FileHandle the GC takes itself, with this warning: we must have closed them first.
+      const warnings: string[] = [];
+      const onWarning = (w: Error) => warnings.push(w.message);
+      process.on("warning", onWarning);
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as () => void;
+      for (let i = 0; i < 20 && (await openFds()) > before; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 10)); // finalizers run between tasks
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      process.off("warning", onWarning);
+      expect(await openFds()).toBe(before);
+      expect(warnings.filter((w) => /Closing (file descriptor|a FileHandle)/.test(w))).toEqual([]);
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

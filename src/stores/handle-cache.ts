@@ -18,10 +18,23 @@ interface Entry {
   retired: boolean;
 }
 
+/**
+ * A cache its owner dropped without closing (a store nobody closed) still closes its files once it
+ * is garbage: left to themselves, the handles would be closed by the GC with a deprecation warning,
+ * or, until a collection, hold descriptors. The entries, not the cache, are held here.
+ */
+const dropped = new FinalizationRegistry<Map<string, Entry>>((entries) => {
+  for (const entry of entries.values()) {
+    void entry.file.then((file) => file?.handle.close()).catch(() => undefined);
+  }
+});
+
 export class HandleCache {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number) {
+    dropped.register(this, this.entries);
+  }
 
   /** Runs `use` with the cached (or newly opened) file; `undefined` when it does not exist. */
   async with<T>(
