@@ -3,9 +3,10 @@
  * elements (no codec, little-endian, C order) and its reference points into a plain local file, the
  * engine reads those bytes into its buffer pool itself and hands the kernel a typed view of them,
  * the very array zarrita's decode would have made. That skips the store layers and zarrita's per
- * chunk work, and lets the engine keep just two reads in flight: copies out of the page cache are
- * bound by memory bandwidth, so more of them at once only slow each other down (raw75 whole mean,
- * reads and SIMD sums overlapped: 2 in flight 159 ms, 4: 185-199, 16: 207; `cat` 115-160).
+ * chunk work, and lets the engine keep just a few reads in flight: copies out of the page cache are
+ * bound by memory bandwidth, so more of them at once only slow each other down (raw75 whole mean in
+ * bench/active, 5 runs each, twice: 3 in flight 0.21-0.30 s, 2: 0.29-0.39, 4: 0.25-0.33; 16 was
+ * worse still in a standalone pipeline of reads and SIMD sums).
  */
 import { open, type FileHandle } from "node:fs/promises";
 import { ReferenceSetError } from "../errors.js";
@@ -14,8 +15,8 @@ import { stridesOf } from "../util/strides.js";
 import type { NumericArray } from "./kernel.js";
 import type { ArrayLayout, ZarrArrayLike } from "./layout.js";
 
-/** Reads in flight when every chunk is read here (the engine's default concurrency then). */
-export const DIRECT_READS = 2;
+/** Reads in flight when chunks are read here (the engine's default concurrency then). */
+export const DIRECT_READS = 3;
 
 const ARRAYS: Record<string, new (buffer: ArrayBuffer, byteOffset: number, length: number) => NumericArray> = {
   int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,

@@ -148,7 +148,7 @@ export async function reduceArray(
   // Blocks are merged in plan order, whatever order they finish in, so float sums round the same
   // way on every run, at any concurrency, and as the server client merges them. A worker does not
   // run more than `window` tasks ahead of the merge point, which bounds the blocks waiting.
-  // Raw chunks of local files are read here, two at a time unless the caller says (see direct.ts).
+  // Raw chunks of local files are read here, a few at a time unless the caller says (see direct.ts).
   const direct = DirectReader.for(array as ZarrArrayLike, await arrayLayout(array), buffers);
   const n = direct && options.concurrency === undefined ? Math.min(DIRECT_READS, workerCount(array, options)) : workerCount(array, options);
   const window = 4 * n;
