@@ -14,6 +14,13 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
+/**
+ * nginx's default is 1,024 connections per worker; zarrita's ReferenceStore opens one per chunk at
+ * once (8,000 for zlib25) and fails against it. ACTIVESTORE_BENCH_NGINX_CONNECTIONS raises the limit
+ * so that baseline can finish.
+ */
+const CONNECTIONS = Number(process.env.ACTIVESTORE_BENCH_NGINX_CONNECTIONS ?? 1024);
+
 function config(dir: string, root: string, port: number): string {
   return `
 daemon off;
@@ -21,7 +28,8 @@ master_process off;
 worker_processes 1;
 pid ${join(dir, "nginx.pid")};
 error_log ${join(dir, "error.log")} warn;
-events { worker_connections 1024; }
+worker_rlimit_nofile ${2 * CONNECTIONS + 64};
+events { worker_connections ${CONNECTIONS}; }
 http {
   access_log off;
   client_body_temp_path ${join(dir, "body")};
