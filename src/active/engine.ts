@@ -107,12 +107,16 @@ export function blockOffset(task: ChunkTask, collapsed: readonly boolean[]): num
  */
 function readBuffers(array: ChunkSource, options: ReduceOptions): BufferPool | undefined {
   if (options.buffers !== undefined) return options.buffers === false ? undefined : options.buffers;
-  if (array.dtype === "float64") {
-    const chunkBytes = array.chunks.reduce((a, b) => a * b, 8);
+  const chunkBytes = array.chunks.reduce((a, b) => a * b, 8);
+  if (array.dtype === "float64" && chunkBytes >= 64 * 1024) {
     // Reads in flight, each up to the batch reader's 8 MiB blocks; past the arena, plain buffers.
     const capacity = Math.min(ARENA_MAX, Math.max(8 << 20, 2 * workerCount(array, options) * chunkBytes));
-    const arena = new ArenaPool(capacity, { reserved: SIMD_RESERVED });
-    if (attachSimd(arena.memory)) return arena;
+    try {
+      const arena = new ArenaPool(capacity, { reserved: SIMD_RESERVED });
+      if (attachSimd(arena.memory)) return arena;
+    } catch {
+      // No address space for a wasm memory (ulimit -v): plain buffers, the JavaScript loops.
+    }
   }
   return new BufferPool();
 }
