@@ -1,6 +1,6 @@
 /**
  * Reference-store benchmark: read a whole variable through our ReferenceStore + zarrita (local disk
- * and nginx), through zarrita's own ReferenceStore (@zarrita/storage, same references, nginx) and
+ * and nginx; with zarrita's `get` and with ours, src/zarr/get.ts, which copies chunks faster), through zarrita's own ReferenceStore (@zarrita/storage, same references, nginx) and
  * with h5py on the local file, in the same run. Every case runs in its own process under
  * /usr/bin/time (peak RSS exact) and reports the SHA-1 of the array it read, which must agree.
  * Also: opening a 250,000-chunk reference set and serving its first chunk (time, RSS).
@@ -28,6 +28,7 @@ import { registerCodecs } from "../src/codecs/registry.js";
 import { buildReferences } from "../src/refs/build.js";
 import { openReferences } from "../src/refs/open.js";
 import { referencesJson } from "../src/refs/write.js";
+import { get } from "../src/zarr/get.js";
 import type { References } from "../src/refs/types.js";
 import { runChild, type ChildRun } from "./lib/child.js";
 import { startBenchNginx } from "./lib/nginx.js";
@@ -61,10 +62,10 @@ const sha1 = (bytes: Uint8Array) => createHash("sha1").update(bytes).digest("hex
 
 // ---- child cases ----
 
-async function readWith(store: zarr.Readable): Promise<{ seconds: number; sha1: string }> {
+async function readWith(store: zarr.Readable, get: typeof zarr.get = zarr.get): Promise<{ seconds: number; sha1: string }> {
   const start = performance.now();
   const arr = await zarr.open.v2(zarr.root(store).resolve("data"), { kind: "array" });
-  const out = await zarr.get(arr, [zarr.slice(0, PLANES), null, null]);
+  const out = await get(arr, [zarr.slice(0, PLANES), null, null]);
   const seconds = (performance.now() - start) / 1000;
   const data = out.data as Float64Array;
   return { seconds, sha1: sha1(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
@@ -72,14 +73,15 @@ async function readWith(store: zarr.Readable): Promise<{ seconds: number; sha1: 
 
 async function child(name: string, refsPath: string): Promise<CaseReport> {
   registerCodecs();
-  if (name === "ours") {
+  if (name === "ours" || name === "ours-get") {
     const mib = (v: string | undefined) => (v === undefined ? undefined : Number(v) * 2 ** 20);
     const store = await openReferences(refsPath, {
       concurrency: Number(flags.concurrency),
       maxBlock: mib(flags["max-block"]),
     });
     try {
-      return { ...(await readWith(store)), requests: store.stats.requests };
+      // "ours-get": zarrita's get with our chunk copy (src/zarr/get.ts) instead of zarrita's.
+      return { ...(await readWith(store, name === "ours-get" ? get : zarr.get)), requests: store.stats.requests };
     } finally {
       await store.close();
     }
@@ -176,8 +178,10 @@ async function main(): Promise<void> {
       await writeFile(local, referencesJson(await buildReferences(path, { url: path })));
       await writeFile(http, referencesJson(await buildReferences(path, { url: `${server.url}/${file}` })));
       await record(file, "h5py, local file", () => runChild<CaseReport>("/usr/bin/python3", ["-c", H5PY, path, String(PLANES)]));
-      await record(file, "ours, local file", () => node("ours", local));
-      await record(file, "ours, nginx", () => node("ours", http));
+      await record(file, "ours + zarr.get, local file", () => node("ours", local));
+      await record(file, "ours + our get, local file", () => node("ours-get", local));
+      await record(file, "ours + zarr.get, nginx", () => node("ours", http));
+      await record(file, "ours + our get, nginx", () => node("ours-get", http));
       if (!flags["skip-zarrita"]) await record(file, "zarrita ReferenceStore, nginx", () => node("zarrita", http));
     }
     const many = join(work, "many.json");

@@ -56,6 +56,7 @@ export {
 } from "./refs/reference-store.js";
 export type { BuildWarning, Reference, References } from "./refs/types.js";
 export { readVariable } from "./refs/dump.js";
+export { get } from "./zarr/get.js";
 export { openReferences, type OpenReferencesOptions } from "./refs/open.js";
 export { resolveUrl, type StoreResolver } from "./refs/resolve.js";
 export { expandGen } from "./refs/gen.js";

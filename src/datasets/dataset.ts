@@ -5,6 +5,7 @@
  * and refused where it cannot, so no update is silently lost.
  */
 import * as zarr from "zarrita";
+import { get } from "../zarr/get.js";
 import { RequestError, UnsupportedFeatureError } from "../errors.js";
 import { parseSelection, toHyperslab, type Selection } from "../active/selection.js";
 import type { Store } from "../stores/types.js";
@@ -125,7 +126,7 @@ export class Dataset {
   /** A numpy-style selection (integers, `null`, `zarr.slice`, or text like "0:10, :, 5"), read into a C-ordered array. */
   async get(selection?: Selection | string): Promise<ChunkData> {
     if (typeof selection === "string") selection = parseSelection(selection);
-    const result = await zarr.get(this.array, (selection ?? null) as (number | zarr.Slice | null)[] | null);
+    const result = await get(this.array, (selection ?? null) as (number | zarr.Slice | null)[] | null);
     if (typeof result !== "object" || result === null || !("data" in result)) {
       const data = new CONSTRUCTORS[this.meta.dtype](1);
       (data as unknown as unknown[])[0] = result;
@@ -136,7 +137,7 @@ export class Dataset {
 
   /** A region (half-open ranges) as a C-ordered array. */
   async getRegion(region: Region): Promise<ChunkData> {
-    const result = (await zarr.get(this.array, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
+    const result = (await get(this.array, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
     return { data: result.data as NumericArray, shape: result.shape };
   }
 

@@ -6,6 +6,7 @@
  */
 import { pathToFileURL } from "node:url";
 import * as zarr from "zarrita";
+import { get } from "../zarr/get.js";
 import type { Readable } from "@zarrita/storage";
 import { RequestError } from "../errors.js";
 import { createDataset, type CreateDatasetOptions } from "./create.js";
@@ -71,7 +72,7 @@ export async function load(ds: Dataset, source: LoadSource, opts: DatasetWriteOp
 export async function readSourceRegion(source: LoadSource, region: Region, ds?: Dataset): Promise<ChunkData> {
   const shape = regionShape(region);
   if (isZarrArray(source)) {
-    const result = (await zarr.get(source, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
+    const result = (await get(source, regionSelection(region))) as zarr.Chunk<zarr.DataType>;
     return { data: result.data as ChunkData["data"], shape: result.shape };
   }
   const Ctor = source.data.constructor as new (n: number) => ChunkData["data"];

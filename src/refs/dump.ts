@@ -3,6 +3,7 @@
  * array: what `activestore dump` writes. Integer indices drop their dimension, as in NumPy.
  */
 import * as zarr from "zarrita";
+import { get } from "../zarr/get.js";
 import type { Readable } from "@zarrita/storage";
 import type { NpyArray } from "./npy.js";
 
@@ -19,7 +20,7 @@ export async function readVariable(store: Readable, variable: string, selection:
   const outShape = (shape: number[]) => shape.filter((_, i) => kept[i]);
 
   if (arr.shape.length === 0) {
-    const value = await zarr.get(arr);
+    const value = await get(arr);
     return toNpy(dataType, [], [value]);
   }
   if (arr.shape.includes(0)) {
@@ -27,7 +28,7 @@ export async function readVariable(store: Readable, variable: string, selection:
     const shape = outShape(asSlices.map((s, i) => (s === null ? arr.shape[i] : sliceLength(s as zarr.Slice, arr.shape[i]))));
     return toNpy(dataType, shape, []);
   }
-  const chunk = (await zarr.get(arr, asSlices)) as { data: unknown; shape: number[] };
+  const chunk = (await get(arr, asSlices)) as { data: unknown; shape: number[] };
   return toNpy(dataType, outShape(chunk.shape), chunk.data);
 }
 
