@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
 import { reduceArray } from "../src/active/engine.js";
 import { reduceChunk, type ChunkSelection, type MissingRules } from "../src/active/kernel.js";
-import { attachSimd, SIMD_RESERVED, simdSumF64 } from "../src/active/kernel-simd.js";
+import { attachSimd, SIMD_RESERVED, simdRowSumsF64, simdSumF64 } from "../src/active/kernel-simd.js";
 import type { Partials } from "../src/active/partials.js";
 import { ArenaPool } from "../src/stores/arena-pool.js";
 import { BufferPool } from "../src/stores/buffer-pool.js";
@@ -78,7 +78,7 @@ describe("SIMD fold", () => {
       const density = [0, 0, 0.001, 0.2][trial % 4];
       for (let i = 0; i < length; i++) {
         const r = random();
-        values[i] = r < density ? -9999 : trial % 5 === 0 && r < density + 0.001 ? NaN : (random() - 0.5) * 10 ** (trial % 7);
+        values[i] = r < density ? -9999 : trial % 5 === 0 && r < density + 0.001 ? NaN : ((random() - 0.5) / (random() + 0.01)) * 10 ** (trial % 7);
       }
       const at = trial % 4;
       const view = inArena(pool, values, at);
@@ -99,6 +99,61 @@ describe("SIMD fold", () => {
       pool.give(new Uint8Array(view.buffer, view.byteOffset, 8));
     }
     expect(cases).toBe(60 * 4 * 3 * 2);
+  });
+});
+
+const where0 = (trial: number) => `trial ${trial}`;
+
+describe("SIMD short rows", () => {
+  it("edge chunks' short rows: the JavaScript kernel's partials bit for bit, any axis, with fills and NaN", () => {
+    const pool = arena(16 << 20);
+    const random = mulberry32(23);
+    const shape = [6, 7, 61];
+    const size = shape[0] * shape[1] * shape[2];
+    let grouped = 0;
+    for (let trial = 0; trial < 24; trial++) {
+      const values = new Float64Array(size);
+      const density = [0, 0.0005, 0.01][trial % 3];
+      for (let i = 0; i < size; i++) {
+        const r = random();
+        // full-mantissa values (a quotient), so that any change in the order of additions shows
+        values[i] = r < density ? -9999 : trial % 4 === 3 && r < density + 0.002 ? NaN : ((random() - 0.5) / (random() + 0.01)) * 10 ** (trial % 6);
+      }
+      const view = inArena(pool, values, trial % 3);
+      const data = new Float64Array(view.buffer, view.byteOffset + (trial % 3) * 8, size);
+      // Rows of 4 to 60 elements (every n mod 4), cut at either end; every choice of collapsed axes.
+      const n = 4 + (trial % 57);
+      const start = trial % 2 === 0 ? 0 : shape[2] - n;
+      const pieces = [
+        { chunk: 0, localStart: 1, step: 1, count: 5, outStart: 0 },
+        { chunk: 0, localStart: 0, step: 1, count: 7, outStart: 0 },
+        { chunk: 0, localStart: start, step: 1, count: n, outStart: 0 },
+      ];
+      if (trial % 12 === 0) {
+        // clean rows: the grouped SIMD path is taken, not the row-by-row fallback
+        const sums = simdRowSumsF64(data, start, 3, shape[2], n, NaN);
+        expect(sums, where0(trial)).toBeInstanceOf(Float64Array);
+        const lanes = [0, 0, 0, 0];
+        for (let j = 0; j < n; j++) lanes[j % 4] += values[start + j];
+        expect(sums![0]).toBe(lanes[0] + lanes[1] + (lanes[2] + lanes[3]));
+      }
+      for (const collapsed of [[true, true, true], [false, true, true], [false, false, true], [true, false, true]]) {
+        for (const missing of [{}, { fillValue: -9999 }, { fillValue: -9999, skipNaN: true }] as MissingRules[]) {
+          const where = `trial ${trial} n ${n} collapsed ${collapsed} ${JSON.stringify(missing)}`;
+          const simd = reduceChunk({ data, chunkShape: shape, pieces, collapsed }, { missing, extremes: false });
+          const js = reduceChunk({ data: values, chunkShape: shape, pieces, collapsed }, { missing, extremes: false });
+          expect(Array.from(simd.count), where).toEqual(Array.from(js.count));
+          expect(Array.from(simd.nan), where).toEqual(Array.from(js.nan));
+          const bits = (p: Partials) => Array.from(p.sum as Float64Array, (v) => (Object.is(v, -0) ? "-0" : String(v)));
+          expect(bits(simd), where).toEqual(bits(js));
+          expect(Array.from(simd.min as Float64Array), where).toEqual(Array.from(js.min as Float64Array));
+          expect(Array.from(simd.max as Float64Array), where).toEqual(Array.from(js.max as Float64Array));
+          grouped++;
+        }
+      }
+      pool.give(new Uint8Array(view.buffer, view.byteOffset, 8));
+    }
+    expect(grouped).toBe(24 * 4 * 3);
   });
 });
 

@@ -42,7 +42,7 @@ export interface FoldRules {
 }
 
 /** Runs shorter than this are not worth a call into wasm. */
-const SIMD_MIN_RUN = 256;
+export const SIMD_MIN_RUN = 256;
 
 /** Elements per call of a loop; a multiple of 4, so lanes carry on across blocks. */
 const BLOCK = 4096;

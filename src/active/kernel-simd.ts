@@ -7,13 +7,18 @@
  */
 import { FOLD_WASM } from "./wasm/fold-bytes.js";
 
-/** Bytes at the start of an attached memory that the folds keep for their lane sums. */
-export const SIMD_RESERVED = 64;
+/** Bytes at the start of an attached memory that the folds keep: lane sums, then row sums. */
+export const SIMD_RESERVED = 4096;
+const ROW_SUMS = 64;
+/** Rows one `simdRowSumsF64` call sums at most. */
+export const SIMD_MAX_ROWS = (SIMD_RESERVED - ROW_SUMS) / 8;
 
 interface Fold {
   sumF64(ptr: number, n: number, m0: number, acc: number): number;
+  rowSumsF64(ptr: number, rows: number, step: number, n: number, m0: number, out: number): number;
   /** The four lane sums at address 0. */
   lanes: Float64Array;
+  rowSums: Float64Array;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -39,7 +44,9 @@ export function attachSimd(memory: WebAssembly.Memory): boolean {
   if (!module) return false;
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const sumF64 = instance.exports.sumF64 as Fold["sumF64"];
-  folds.set(memory.buffer, { sumF64, lanes: new Float64Array(memory.buffer, 0, 4) });
+  const rowSumsF64 = instance.exports.rowSumsF64 as Fold["rowSumsF64"];
+  const rowSums = new Float64Array(memory.buffer, ROW_SUMS, SIMD_MAX_ROWS);
+  folds.set(memory.buffer, { sumF64, rowSumsF64, lanes: new Float64Array(memory.buffer, 0, 4), rowSums });
   return true;
 }
 
@@ -63,4 +70,17 @@ export function simdSumF64(data: Float64Array, off: number, n: number, m0: numbe
   acc[3] = lanes[3];
   const s = acc[0] + acc[1] + acc[2] + acc[3];
   return hit === 0 && s === s;
+}
+
+/**
+ * The sums of `rows` rows of `n` contiguous elements, row r starting at `off + r * step`, each as
+ * kernel-fold's sumShortRun computes it (same lanes, same bits): a view valid until the next call.
+ * Null when an element equals `m0` (a NaN shows as a NaN sum); undefined when `data` is not in an
+ * attached memory. Edge chunks cut by a selection are thousands of such rows.
+ */
+export function simdRowSumsF64(data: Float64Array, off: number, rows: number, step: number, n: number, m0: number): Float64Array | null | undefined {
+  const fold = folds.get(data.buffer);
+  if (!fold) return undefined;
+  const hit = fold.rowSumsF64(data.byteOffset + off * 8, rows, step * 8, n, m0, ROW_SUMS);
+  return hit === 0 ? fold.rowSums : null;
 }

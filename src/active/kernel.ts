@@ -9,7 +9,8 @@
  */
 import { CodecError } from "../errors.js";
 import { stridesOf } from "../util/strides.js";
-import { foldRun, type FloatLike, type FoldRules } from "./kernel-fold.js";
+import { foldRun, SIMD_MIN_RUN, type FloatLike, type FoldRules } from "./kernel-fold.js";
+import { SIMD_MAX_ROWS, simdRowSumsF64 } from "./kernel-simd.js";
 import { foldInt64, int64Words, maskWords } from "./kernel-int64.js";
 import { m2Run, m2Scatter } from "./kernel-moments.js";
 import { emptyPartials, type Partials } from "./partials.js";
@@ -60,9 +61,17 @@ export interface KernelOptions {
   extremes?: boolean;
 }
 
+type RunCallback = (offset: number, stride: number, n: number, out: number, outStride: number) => void;
+
 interface Runs {
   /** Calls `run(offset, stride, n, outIndex, outStride)` for each innermost run of elements. */
-  forEach(run: (offset: number, stride: number, n: number, out: number, outStride: number) => void): void;
+  forEach(run: RunCallback): void;
+  /**
+   * The same runs as groups of `rows` rows, `rowStep` apart, each of `n` contiguous elements into
+   * one output element, row r into `out + r * outRowStep`; false (nothing called) when the runs are
+   * not contiguous rows so grouped.
+   */
+  forEachRows(group: (offset: number, rows: number, rowStep: number, n: number, out: number, outRowStep: number) => void): boolean;
   blockShape: number[];
 }
 
@@ -110,6 +119,26 @@ function runsOf(sel: ChunkSelection): Runs {
   }
   return {
     blockShape,
+    forEachRows(group) {
+      const last = counts.length - 1;
+      if (empty || last < 1 || steps[last] !== 1 || outSteps[last] !== 0) return false;
+      const at = new Array<number>(last - 1).fill(0);
+      let offset = base;
+      let out = 0;
+      for (;;) {
+        group(offset, counts[last - 1], steps[last - 1], counts[last], out, outSteps[last - 1]);
+        let d = last - 2;
+        while (d >= 0 && ++at[d] === counts[d]) {
+          at[d] = 0;
+          offset -= (counts[d] - 1) * steps[d];
+          out -= (counts[d] - 1) * outSteps[d];
+          d--;
+        }
+        if (d < 0) return true;
+        offset += steps[d];
+        out += outSteps[d];
+      }
+    },
     forEach(run) {
       if (empty) return;
       const last = counts.length - 1;
@@ -178,7 +207,7 @@ function reduceNumber(
   const fold = new Float64Array(5);
   const scratch = new Float64Array(8);
   const extremes = options.extremes !== false;
-  runs.forEach((off, stride, n, o, ostride) => {
+  const run: RunCallback = (off, stride, n, o, ostride) => {
     if (ostride === 0) {
       // The run collapses into one output element (whole-array and most axis reductions): fold it
       // in a top-level function whose state is all locals, then write once.
@@ -195,13 +224,56 @@ function reduceNumber(
       return;
     }
     scatterRun(data, off, stride, n, o, ostride, foldRules, extremes, p);
-  });
+  };
+  // Short rows (a chunk cut by the selection's last dimension) summed by SIMD a group at a time.
+  const rows = !extremes && foldRules.lo === -Infinity && foldRules.hi === Infinity && foldRules.rest === null && data instanceof Float64Array;
+  if (!(rows && runs.forEachRows((off, k, step, n, o, ostep) => foldRows(data, off, k, step, n, o, ostep, foldRules.m0, p, run)))) runs.forEach(run);
   if (!p.m2) return;
   const m2 = p.m2;
   runs.forEach((off, stride, n, o, ostride) => {
     if (ostride === 0) m2[o] += m2Run(data, off, stride, n, sum[o] / count[o], foldRules, scratch);
     else m2Scatter(data, off, stride, n, o, ostride, foldRules, count, sum, m2);
   });
+}
+
+/**
+ * `rows` rows of `n` contiguous float64 into outputs `o + r * ostep`: by SIMD in groups (the same
+ * sums, bit for bit, as foldRun's short-run path would make row by row), else row by row through
+ * `run`. Only for mean/sum/count without range rules: min/max then come from the rows' last n mod 4
+ * elements, as the short-run path leaves them.
+ */
+function foldRows(data: Float64Array, off: number, rows: number, step: number, n: number, o: number, ostep: number, m0: number, p: Partials, run: RunCallback): void {
+  if (n >= SIMD_MIN_RUN || n < 4) {
+    for (let r = 0; r < rows; r++) run(off + r * step, 1, n, o + r * ostep, 0);
+    return;
+  }
+  const count = p.count;
+  const sum = p.sum as Float64Array;
+  const min = p.min as Float64Array;
+  const max = p.max as Float64Array;
+  const whole = n - (n & 3);
+  for (let first = 0; first < rows; first += SIMD_MAX_ROWS) {
+    const k = Math.min(SIMD_MAX_ROWS, rows - first);
+    const at = off + first * step;
+    const sums = simdRowSumsF64(data, at, k, step, n, m0);
+    let clean = sums !== undefined && sums !== null;
+    for (let r = 0; clean && r < k; r++) clean = sums![r] === sums![r];
+    if (!clean) {
+      for (let r = 0; r < k; r++) run(at + r * step, 1, n, o + (first + r) * ostep, 0);
+      continue;
+    }
+    for (let r = 0; r < k; r++) {
+      const out = o + (first + r) * ostep;
+      count[out] += n;
+      sum[out] += sums![r];
+      const row = at + r * step;
+      for (let j = whole; j < n; j++) {
+        const v = data[row + j];
+        if (v < min[out]) min[out] = v;
+        if (v > max[out]) max[out] = v;
+      }
+    }
+  }
 }
 
 /**
