@@ -223,4 +223,16 @@ describe("failures", () => {
     await (await Active.open(join(DIR, "active.nc"), "i2_zlib")).mean();
     expect(sharedReducePool()).toBeDefined();
   });
+
+  it("the workers' minor GC leaves no global gc behind for the process's other contexts and workers", async () => {
+    const { runInNewContext } = await import("node:vm");
+    const { Worker } = await import("node:worker_threads");
+    await (await Active.open(join(DIR, "active.nc"), "i2_zlib", { threads: 2 })).mean();
+    expect(sharedReducePool()).toBeDefined();
+    expect(runInNewContext("typeof gc")).toBe("undefined");
+    const worker = new Worker("require('node:worker_threads').parentPort.postMessage(typeof gc)", { eval: true });
+    const seen = await new Promise((resolve, reject) => worker.once("message", resolve).once("error", reject));
+    await worker.terminate();
+    expect(seen).toBe("undefined");
+  });
 });

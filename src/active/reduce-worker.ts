@@ -109,13 +109,21 @@ function failure(seq: number, error: unknown, chunkKey: string): BatchReply {
  * and unshuffle outputs) whose tiny JS handles hardly fill the young generation, so V8 let some
  * 30 MB of dead chunk bytes pile up per worker before collecting them; a scavenge per batch (well
  * under a millisecond) frees them. zlib25 whole mean: peak RSS 143-145 -> 131-132 MiB, same time.
- * `--expose-gc` set now reaches only contexts made afterwards: the one `gc` is taken from.
+ * V8's flags are the process's: `--expose-gc` is set only for the moment of making the one context
+ * `gc` is taken from, then cleared, so no other context or worker of the process sees a global `gc`
+ * (unless the process was started with it; its `gc` is then used as it is).
  */
 const scavenge = ((): ((options: { type: "minor" }) => void) | undefined => {
+  const own = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === "function") return own as (options: { type: "minor" }) => void;
   try {
     setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as unknown;
-    return typeof gc === "function" ? (gc as (options: { type: "minor" }) => void) : undefined;
+    try {
+      const gc = runInNewContext("gc") as unknown;
+      return typeof gc === "function" ? (gc as (options: { type: "minor" }) => void) : undefined;
+    } finally {
+      setFlagsFromString("--no-expose-gc");
+    }
   } catch {
     return undefined; // a runtime that refuses: V8's own pace
   }
