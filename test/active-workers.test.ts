@@ -127,6 +127,44 @@ describe("threaded engine = in-thread engine, bit for bit", () => {
   });
 });
 
+describe("shuffled chunks decoded by SIMD in the workers' arena", () => {
+  for (const [dtype, endian] of [["float64", "little"], ["float64", "big"], ["float32", "little"]] as const) {
+    it(`${dtype} ${endian}-endian, shuffle + zlib, chunks of 12 KiB and edges: bit for bit the in-thread engine`, async () => {
+      registerCodecs();
+      const store = new MemoryStore();
+      const size = dtype === "float64" ? 8 : 4;
+      const arr = await zarr.create(zarr.root(store).resolve("s"), {
+        shape: [101, 67],
+        chunkShape: [48, 256 / size],
+        dtype,
+        fillValue: -1,
+        codecs: [
+          { name: "bytes", configuration: { endian } },
+          { name: "numcodecs.shuffle", configuration: { elementsize: size } },
+          { name: "numcodecs.zlib", configuration: { level: 1 } },
+        ],
+      });
+      const Kind = dtype === "float64" ? Float64Array : Float32Array;
+      const data = new Kind(101 * 67).map((_, i) => Math.sin(i) * 1000 + (i % 97 === 0 ? NaN : 0));
+      await zarr.set(arr, null, { data, shape: [101, 67], stride: [67, 1] });
+      const open = (threads: number) => openActive(store, "s", { threads, missing: { fillValue: -1 } });
+      const [here, threaded] = [await open(0), await open(2)];
+      const before = batches();
+      for (const [sel, axis] of [[null, undefined], ["3:99,5:60:2", undefined], [null, [0]]] as const) {
+        const selection = sel ? parseSelection(sel) : null;
+        for (const skipNaN of [false, true]) {
+          const a = await here.variance(selection, { axis: axis ? [...axis] : undefined, components: true, skipNaN });
+          const b = await threaded.variance(selection, { axis: axis ? [...axis] : undefined, components: true, skipNaN });
+          sameResult(b, a, `${dtype} ${endian} ${sel} ${axis} ${skipNaN}`);
+          const [ma, mb] = [await here.mean(selection, { skipNaN }), await threaded.mean(selection, { skipNaN })];
+          sameResult(mb, ma, `mean ${dtype} ${endian} ${sel} ${skipNaN}`);
+        }
+      }
+      expect(batches(), "the threaded side ran on workers").toBeGreaterThan(before);
+    });
+  }
+});
+
 /** The fixture's references, every chunk a byte range, for editing. */
 async function references(): Promise<References> {
   const url = join(DIR, "active.nc");

@@ -6,7 +6,18 @@
  */
 import { CodecError } from "../errors.js";
 import { type PoolTask, offloadDecode, poolTask } from "./pool.js";
+import type { ShuffleArena } from "./shuffle-simd.js";
 import { type BytesCodec, type ChunkMeta, bytesPerElement, intOption } from "./types.js";
+
+let simdTarget: ShuffleArena | undefined;
+
+/**
+ * This thread's shuffle decodes of 4- and 8-byte elements go into `target` (SIMD; see
+ * shuffle-simd.ts), or as usual again with undefined. Reduction workers set it.
+ */
+export function decodeShufflesInto(target: ShuffleArena | undefined): void {
+  simdTarget = target;
+}
 
 export class ShuffleCodec implements BytesCodec {
   static readonly kind = "bytes_to_bytes";
@@ -35,7 +46,12 @@ export class ShuffleCodec implements BytesCodec {
   }
 
   decodeLocal(bytes: Uint8Array): Uint8Array {
-    return transpose(bytes, this.elementSize, false);
+    const size = this.elementSize;
+    if (simdTarget && (size === 4 || size === 8) && bytes.length >= 4096) {
+      const out = simdTarget.unshuffle(bytes, size);
+      if (out) return out;
+    }
+    return transpose(bytes, size, false);
   }
 
   decodeInto(bytes: Uint8Array, out: Uint8Array): Uint8Array {
