@@ -147,17 +147,17 @@ describe("shuffled chunks decoded by SIMD in the workers' arena", () => {
       const Kind = dtype === "float64" ? Float64Array : Float32Array;
       const data = new Kind(101 * 67).map((_, i) => Math.sin(i) * 1000 + (i % 97 === 0 ? NaN : 0));
       await zarr.set(arr, null, { data, shape: [101, 67], stride: [67, 1] });
-      const open = (threads: number) => openActive(store, "s", { threads, missing: { fillValue: -1 } });
-      const [here, threaded] = [await open(0), await open(2)];
+      const open = (threads: number, skipNaN: boolean) => openActive(store, "s", { threads, skipNaN, missing: { fillValue: -1 } });
       const before = batches();
-      for (const [sel, axis] of [[null, undefined], ["3:99,5:60:2", undefined], [null, [0]]] as const) {
-        const selection = sel ? parseSelection(sel) : null;
-        for (const skipNaN of [false, true]) {
-          const a = await here.variance(selection, { axis: axis ? [...axis] : undefined, components: true, skipNaN });
-          const b = await threaded.variance(selection, { axis: axis ? [...axis] : undefined, components: true, skipNaN });
-          sameResult(b, a, `${dtype} ${endian} ${sel} ${axis} ${skipNaN}`);
-          const [ma, mb] = [await here.mean(selection, { skipNaN }), await threaded.mean(selection, { skipNaN })];
-          sameResult(mb, ma, `mean ${dtype} ${endian} ${sel} ${skipNaN}`);
+      for (const skipNaN of [false, true]) {
+        const [here, threaded] = [await open(0, skipNaN), await open(2, skipNaN)];
+        for (const [sel, axis] of [[null, undefined], ["3:99,5:60:2", undefined], [null, [0]]] as const) {
+          const selection = sel ? parseSelection(sel) : null;
+          const where = `${dtype} ${endian} ${sel} ${axis} skipNaN ${skipNaN}`;
+          const a = await here.variance(selection, { axis: axis ? [...axis] : undefined, components: true });
+          const b = await threaded.variance(selection, { axis: axis ? [...axis] : undefined, components: true });
+          sameResult(b, a, where);
+          sameResult(await threaded.mean(selection), await here.mean(selection), `mean ${where}`);
         }
       }
       expect(batches(), "the threaded side ran on workers").toBeGreaterThan(before);
