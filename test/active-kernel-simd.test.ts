@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
-import { reduceArray } from "../src/active/engine.js";
+import { readBuffers, reduceArray } from "../src/active/engine.js";
 import { reduceChunk, type ChunkSelection, type MissingRules } from "../src/active/kernel.js";
 import { attachSimd, SIMD_RESERVED, simdRowSumsF64, simdSumF64 } from "../src/active/kernel-simd.js";
 import type { Partials } from "../src/active/partials.js";
@@ -154,6 +154,18 @@ describe("SIMD short rows", () => {
       pool.give(new Uint8Array(view.buffer, view.byteOffset, 8));
     }
     expect(grouped).toBe(24 * 4 * 3);
+  });
+});
+
+describe("which reads land in the arena", () => {
+  it("raw float64 chunks of 64 KiB and up only: a compressed chunk's read never comes back from its codec", async () => {
+    const spec = { dtype: "float64", chunks: [100, 100], shape: [1000, 1000] } as unknown as Parameters<typeof readBuffers>[0];
+    const layout = (plainElements: boolean) => ({ plainElements }) as Parameters<typeof readBuffers>[1];
+    expect(readBuffers(spec, layout(true), {})).toBeInstanceOf(ArenaPool);
+    expect(readBuffers(spec, layout(false), {})).not.toBeInstanceOf(ArenaPool);
+    expect(readBuffers(spec, undefined, {})).not.toBeInstanceOf(ArenaPool);
+    const small = { ...spec, chunks: [10, 10] } as typeof spec;
+    expect(readBuffers(small, layout(true), {})).not.toBeInstanceOf(ArenaPool);
   });
 });
 

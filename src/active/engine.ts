@@ -10,7 +10,7 @@ import { ArenaPool } from "../stores/arena-pool.js";
 import { BufferPool } from "../stores/buffer-pool.js";
 import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
 import { DIRECT_READS, DirectReader } from "./direct.js";
-import { arrayLayout, type ZarrArrayLike } from "./layout.js";
+import { arrayLayout, type ArrayLayout, type ZarrArrayLike } from "./layout.js";
 import { checkDecodedChunk, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
@@ -105,10 +105,12 @@ export function blockOffset(task: ChunkTask, collapsed: readonly boolean[]): num
  * Where the engine's reads land: for float64, an arena in wasm memory the SIMD kernel sums in place
  * (raw chunks are views of the read), sized for the reads in flight; else a plain pool.
  */
-function readBuffers(array: ChunkSource, options: ReduceOptions): BufferPool | undefined {
+export function readBuffers(array: ChunkSource, layout: ArrayLayout | undefined, options: ReduceOptions): BufferPool | undefined {
   if (options.buffers !== undefined) return options.buffers === false ? undefined : options.buffers;
   const chunkBytes = array.chunks.reduce((a, b) => a * b, 8);
-  if (array.dtype === "float64" && chunkBytes >= 64 * 1024) {
+  // Only raw chunks: a codec decodes into new memory, so the read of a compressed chunk would
+  // never come back to the arena, which would fill up and stay resident for nothing.
+  if (array.dtype === "float64" && chunkBytes >= 64 * 1024 && layout?.plainElements) {
     // Reads in flight, each up to the batch reader's 8 MiB blocks; past the arena, plain buffers.
     const capacity = Math.min(ARENA_MAX, Math.max(8 << 20, 2 * workerCount(array, options) * chunkBytes));
     try {
@@ -141,7 +143,8 @@ export async function reduceArray(
   const tasks = planChunks(plan.slab, array.chunks);
   const kernelOptions = { missing: options.missing, moments: options.moments, extremes: options.extremes };
   const signal = options.signal;
-  const buffers = readBuffers(array, options);
+  const layout = await arrayLayout(array);
+  const buffers = readBuffers(array, layout, options);
   const readOptions = signal || buffers ? { signal, buffers } : undefined;
   // The caller's signal goes to every read as is: a signal of our own (to cancel reads when one
   // fails) costs ~15 µs per chunk in listeners through the store layers, a tenth of what a whole
@@ -153,7 +156,7 @@ export async function reduceArray(
   // way on every run, at any concurrency, and as the server client merges them. A worker does not
   // run more than `window` tasks ahead of the merge point, which bounds the blocks waiting.
   // Raw chunks of local files are read here, a few at a time unless the caller says (see direct.ts).
-  const direct = DirectReader.for(array as ZarrArrayLike, await arrayLayout(array), buffers);
+  const direct = DirectReader.for(array as ZarrArrayLike, layout, buffers);
   const n = direct && options.concurrency === undefined ? Math.min(DIRECT_READS, workerCount(array, options)) : workerCount(array, options);
   const window = 4 * n;
   const pending = new Map<number, { task: ChunkTask; block: Partials }>();
