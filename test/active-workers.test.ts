@@ -8,6 +8,7 @@
  * Workers run compiled JavaScript: dist/active/reduce-worker.js, which `npm test` builds.
  */
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
@@ -260,6 +261,22 @@ describe("failures", () => {
     // The default for compressed chunks does use workers.
     await (await Active.open(join(DIR, "active.nc"), "i2_zlib")).mean();
     expect(sharedReducePool()).toBeDefined();
+  });
+
+  it("raw chunks of local files go to the workers only once they are running, with the same result", async () => {
+    await closeReducePool();
+    const refs = await references(); // every chunk a byte range of the file, none inlined
+    const here = await openActive(refs, "f8", { threads: 0 });
+    const auto = await openActive(refs, "f8");
+    const first = await auto.variance(null, { components: true });
+    expect(sharedReducePool(), "starting workers for one raw reduction costs more than it saves").toBeUndefined();
+    await reducePool(Math.min(availableParallelism(), 4));
+    const before = batches();
+    const second = await auto.variance(null, { components: true });
+    expect(batches(), "a running pool takes raw local chunks").toBeGreaterThan(before);
+    const reference = await here.variance(null, { components: true });
+    sameResult(first, reference, "in-thread");
+    sameResult(second, reference, "threaded");
   });
 
   it("the workers' minor GC leaves no global gc behind for the process's other contexts and workers", async () => {

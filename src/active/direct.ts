@@ -13,16 +13,12 @@ import { ReferenceSetError } from "../errors.js";
 import type { BufferPool } from "../stores/buffer-pool.js";
 import { HandleCache, type OpenFile } from "../stores/handle-cache.js";
 import { stridesOf } from "../util/strides.js";
-import type { NumericArray } from "./kernel.js";
+import { elementsOf, ITEM_SIZE, type NumericArray } from "./kernel.js";
 import type { ArrayLayout, ZarrArrayLike } from "./layout.js";
 
 /** Reads in flight when chunks are read here (the engine's default concurrency then). */
 export const DIRECT_READS = 3;
 
-const ARRAYS: Record<string, new (buffer: ArrayBuffer, byteOffset: number, length: number) => NumericArray> = {
-  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
-  int64: BigInt64Array, uint64: BigUint64Array, float32: Float32Array, float64: Float64Array,
-};
 
 export interface DirectChunk {
   data: NumericArray;
@@ -34,7 +30,6 @@ export class DirectReader {
   private readonly files = new HandleCache(8);
   private readonly elements: number;
   private readonly stride: number[];
-  private readonly Array: (typeof ARRAYS)[string];
   private readonly itemSize: number;
 
   private constructor(
@@ -44,13 +39,12 @@ export class DirectReader {
   ) {
     this.elements = array.chunks.reduce((a, b) => a * b, 1);
     this.stride = stridesOf(array.chunks);
-    this.Array = ARRAYS[array.dtype];
-    this.itemSize = (this.Array as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+    this.itemSize = ITEM_SIZE[array.dtype];
   }
 
   /** A reader for this array's chunks, or undefined when zarrita must decode them. */
   static for(array: ZarrArrayLike, layout: ArrayLayout | undefined, buffers: BufferPool | undefined): DirectReader | undefined {
-    if (!layout?.local || !layout.plainElements || !buffers || !array.store.localRange || !ARRAYS[array.dtype]) return undefined;
+    if (!layout?.local || !layout.plainElements || !buffers || !array.store.localRange || !ITEM_SIZE[array.dtype]) return undefined;
     return new DirectReader(array, layout, buffers);
   }
 
@@ -86,11 +80,12 @@ export class DirectReader {
       this.buffers.give(bytes);
       throw new ReferenceSetError(`target too short: got ${filled} of ${range.length} bytes at offset ${range.offset}`, name, range.path);
     }
-    if (bytes.byteOffset % itemSize !== 0) {
+    const data = elementsOf(this.array.dtype, bytes);
+    if (!data) {
       this.buffers.give(bytes);
       return undefined; // never with the pools' aligned buffers; zarrita copies such bytes
     }
-    return { data: new this.Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, this.elements), shape: [...this.array.chunks], stride: this.stride };
+    return { data, shape: [...this.array.chunks], stride: this.stride };
   }
 
   async close(): Promise<void> {

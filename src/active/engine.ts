@@ -11,7 +11,7 @@ import { BufferPool } from "../stores/buffer-pool.js";
 import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
 import { DIRECT_READS, DirectReader } from "./direct.js";
 import { arrayLayout, type ArrayLayout, type ZarrArrayLike } from "./layout.js";
-import { checkDecodedChunk, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
+import { checkDecodedChunk, ITEM_SIZE, reduceChunk, type MissingRules, type NumericArray } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { planChunks, type ChunkTask } from "./plan.js";
 import { normalizeAxes, toHyperslab, type Hyperslab, type Selection } from "./selection.js";
@@ -63,9 +63,6 @@ export interface ChunkSource {
   ): Promise<{ data: unknown; shape: number[]; stride: number[] }>;
 }
 
-const ITEM_SIZE: Record<string, number> = {
-  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
-};
 
 /** Workers for a reduction: `concurrency`, fewer when that many decoded chunks would exceed the budget. */
 export function workerCount(array: Pick<ChunkSource, "chunks" | "dtype">, options: ReduceOptions = {}): number {

@@ -6,6 +6,7 @@
 import type { LocalRange } from "../refs/reference-store.js";
 import type { BufferPool } from "../stores/buffer-pool.js";
 import type { ChunkSource } from "./engine.js";
+import { ITEM_SIZE } from "./kernel.js";
 import { newArrayId, releaseWhenCollected, type ArraySpec } from "./reduce-pool.js";
 
 /** A zarrita array as the threaded engine reads it: the chunk source plus its store and path. */
@@ -33,6 +34,7 @@ export interface ArrayLayout {
   /** A chunk's bytes are its elements as they are: no codec, little-endian (or one byte), C order. */
   plainElements: boolean;
 }
+
 
 const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
 
@@ -73,7 +75,15 @@ async function describe(array: ZarrArrayLike): Promise<ArrayLayout | undefined> 
   const first = array.store.localRange ? await array.store.localRange(array.resolve(encode(array.shape.map(() => 0))).path) : null;
   return {
     local: !!first,
-    spec: { id: newArrayId(), path: array.path, version: v2 !== undefined ? 2 : 3, docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! } },
+    spec: {
+      id: newArrayId(),
+      path: array.path,
+      version: v2 !== undefined ? 2 : 3,
+      docs: v2 !== undefined ? { ".zarray": v2 } : { "zarr.json": v3! },
+      ...(plainElements && ITEM_SIZE[array.dtype] && {
+        raw: { dtype: array.dtype, chunks: [...array.chunks], bytes: array.chunks.reduce((a, b) => a * b, ITEM_SIZE[array.dtype]) },
+      }),
+    },
     keyOf: (coords) => array.resolve(encode(coords)).path,
     compressed,
     plainElements,

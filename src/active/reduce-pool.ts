@@ -15,6 +15,8 @@ export interface ArraySpec {
   path: string;
   version: 2 | 3;
   docs: Record<string, string>;
+  /** Chunks are their elements as stored (no codec, little-endian, C order): reduced without zarrita. */
+  raw?: { dtype: string; chunks: number[]; bytes: number };
 }
 
 export interface BatchChunk {
@@ -73,6 +75,7 @@ export function reduceWorkerScript(): URL | undefined {
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
+  started?: boolean;
   jobs: Map<number, { resolve(reply: BatchReply): void; reject(error: Error): void }>;
 }
 
@@ -88,6 +91,11 @@ export class ReducePool {
     readonly threads: number,
     private readonly script: URL,
   ) {}
+
+  /** Every worker is up: a batch starts without waiting for a thread to boot. */
+  get running(): boolean {
+    return this.slots.length === this.threads && this.slots.every((s) => s.started);
+  }
 
   /** Starts the workers; rejects when one cannot start (the caller then reduces in-thread). */
   async ready(): Promise<void> {
@@ -112,6 +120,7 @@ export class ReducePool {
     worker.on("message", (reply: BatchReply | { ready: true }) => {
       if ("ready" in reply) {
         if (slot.jobs.size === 0) worker.unref(); // an idle pool never keeps the process alive
+        slot.started = true;
         return started();
       }
       const job = slot.jobs.get(reply.seq);

@@ -1,106 +1,50 @@
 /**
- * A reduction thread (see worker-engine.ts): gets batches of ENCODED chunks, decodes each with
- * zarrita itself — an Array opened over a tiny store that serves the array's metadata document and
- * the bytes of the chunk being decoded — reduces it with the chunk kernel and answers with the
- * partials only. Decoding through zarrita keeps v2/v3, endianness, order, codecs and the fill chunk
- * of a never-written chunk exactly as the main thread would have them.
+ * A reduction thread (see worker-engine.ts): gets batches of chunks (their encoded bytes, or where
+ * they sit in local files), reduces each with the chunk kernel and answers with the partials only.
+ * Raw chunks of local files (no codec, little-endian, C order) are read straight into an arena and
+ * reduced in place, SIMD for float64, the bytes never leaving this thread's cache; everything else is
+ * decoded by zarrita (worker-decode.ts, loaded on first use: a worker for raw chunks starts without
+ * zarrita and the codecs).
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { parentPort } from "node:worker_threads";
-import * as zarr from "zarrita";
-import type { AsyncReadable } from "@zarrita/storage";
 import { setCodecThreads } from "../codecs/pool.js";
-import { decodeShufflesInto } from "../codecs/shuffle.js";
-import { ShuffleArena } from "../codecs/shuffle-simd.js";
-import { CODEC_IDS, codecLoader, registerCodecs } from "../codecs/registry.js";
-import type { BytesCodecClass } from "../codecs/types.js";
 import { CodecError } from "../errors.js";
 import { ArenaPool } from "../stores/arena-pool.js";
-import { checkDecodedChunk, reduceChunk, type NumericArray } from "./kernel.js";
+import { checkDecodedChunk, elementsOf, reduceChunk, type NumericArray } from "./kernel.js";
 import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
 import type { Partials } from "./partials.js";
-import type { ArraySpec, BatchChunk, BatchReply, BatchRequest, WorkerRequest } from "./reduce-pool.js";
+import type { BatchChunk, BatchReply, BatchRequest, WorkerRequest } from "./reduce-pool.js";
 
 if (!parentPort) throw new Error("reduce-worker.js runs as a worker thread of the reduction pool");
 const port = parentPort;
 setCodecThreads(0); // this thread is the pool: codecs decode right here
-registerCodecs();
-// Our codecs, decoding with `decodeLocal` (what the codec pool's workers run): without a pool, zlib's
-// `decode` would take node's async API for big chunks, a thread hop and a stream object per chunk
-// on a thread that has nothing else to do.
-for (const id of CODEC_IDS) {
-  const load = codecLoader(id)!;
-  zarr.registry.set(`numcodecs.${id}`, (async () => decodingHere(await load())) as Parameters<typeof zarr.registry.set>[1]);
-}
 
 /**
- * Shuffled chunks of 4- and 8-byte elements decode into an arena: a SIMD unshuffle, after which the
- * kernel's SIMD fold reads float64 elements in place (zlib25 whole mean: unshuffle and fold were a
- * fifth of a worker's time). Two regions per chunk, released after each; chunks past 16 MiB, or a
- * runtime without wasm SIMD or address space for it (ulimit -v), decode as before.
+ * Where raw chunks are read and shuffled ones decoded: wasm memory the kernel's SIMD fold reads in
+ * place. Regions are held for one chunk at a time; chunks past the arena (or a runtime without wasm
+ * SIMD or the address space for it, ulimit -v) use plain buffers as before.
  */
-const shuffles = ((): ShuffleArena | undefined => {
+const arena = ((): ArenaPool | undefined => {
   try {
-    const arena = new ArenaPool(32 << 20, { reserved: SIMD_RESERVED, minSize: 4096 });
-    const target = attachSimd(arena.memory) ? ShuffleArena.attach(arena) : undefined;
-    decodeShufflesInto(target);
-    return target;
+    const pool = new ArenaPool(32 << 20, { reserved: SIMD_RESERVED, minSize: 4096 });
+    return attachSimd(pool.memory) ? pool : undefined;
   } catch {
     return undefined;
   }
 })();
 
-function decodingHere(Codec: BytesCodecClass): BytesCodecClass {
-  return {
-    kind: Codec.kind,
-    fromConfig(config, meta) {
-      const codec = Codec.fromConfig(config, meta);
-      if (codec.decodeLocal) codec.decode = codec.decodeLocal.bind(codec);
-      return codec;
-    },
-  };
-}
+type Decoding = typeof import("./worker-decode.js");
+let decoding: Promise<Decoding> | undefined;
 
-/** Serves the metadata documents, and for any other key the chunk being decoded right now. */
-class BatchStore implements AsyncReadable {
-  current: Uint8Array | undefined;
-  constructor(private readonly docs: Map<string, Uint8Array>) {}
-  get(key: string): Promise<Uint8Array | undefined> {
-    return Promise.resolve(this.docs.get(key) ?? this.current);
-  }
-}
-
-interface OpenArray {
-  store: BatchStore;
-  array: zarr.Array<zarr.DataType, BatchStore>;
-}
-
-const arrays = new Map<number, Promise<OpenArray>>();
-
-async function openArray(spec: ArraySpec): Promise<OpenArray> {
-  const encoder = new TextEncoder();
-  const location = zarr.root().resolve(spec.path);
-  const docs = new Map<string, Uint8Array>();
-  for (const [name, text] of Object.entries(spec.docs)) docs.set(location.resolve(name).path, encoder.encode(text));
-  const store = new BatchStore(docs);
-  const at = zarr.root(store).resolve(spec.path);
-  const array =
-    spec.version === 2
-      ? await zarr.open.v2(at, { kind: "array", attrs: false })
-      : await zarr.open.v3(at, { kind: "array" });
-  return { store, array };
-}
-
-function arrayFor(spec: ArraySpec): Promise<OpenArray> {
-  let open = arrays.get(spec.id);
-  if (!open) {
-    open = openArray(spec);
-    arrays.set(spec.id, open);
-    open.catch(() => arrays.delete(spec.id));
-  }
-  return open;
+function decoder(): Promise<Decoding> {
+  decoding ??= import("./worker-decode.js").then((m) => {
+    if (arena) m.decodeIntoArena(arena);
+    return m;
+  });
+  return decoding;
 }
 
 /** The codec error inside zarrita's pipeline error, re-keyed with the chunk. */
@@ -157,8 +101,11 @@ class TargetError extends Error {}
 let scratch = new ArrayBuffer(0);
 const KEEP_SCRATCH = 16 << 20;
 
-/** Reads a chunk that sits in a local file into `scratch`; `files` holds the batch's open files. */
-function readLocal(chunk: BatchChunk & { file: string }, files: Map<string, number>): Uint8Array {
+/**
+ * Reads a chunk that sits in a local file into `into`, else `scratch`; `files` holds the batch's
+ * open files.
+ */
+function readLocal(chunk: BatchChunk & { file: string }, files: Map<string, number>, into?: Uint8Array): Uint8Array {
   let fd = files.get(chunk.file);
   if (fd === undefined) {
     try {
@@ -168,8 +115,8 @@ function readLocal(chunk: BatchChunk & { file: string }, files: Map<string, numb
     }
     files.set(chunk.file, fd);
   }
-  if (scratch.byteLength < chunk.length) scratch = new ArrayBuffer(chunk.length);
-  const view = new Uint8Array(scratch, 0, chunk.length);
+  if (!into && scratch.byteLength < chunk.length) scratch = new ArrayBuffer(chunk.length);
+  const view = into ?? new Uint8Array(scratch, 0, chunk.length);
   let filled = 0;
   try {
     while (filled < chunk.length) {
@@ -212,18 +159,23 @@ function pack(blocks: Partials[], moments: boolean): { values: Float64Array; nan
 }
 
 /** One chunk's partials, or undefined once a failure was answered for the batch. */
-async function reduceOne(
-  request: BatchRequest,
-  chunk: BatchChunk,
-  store: BatchStore,
-  array: OpenArray["array"],
-  files: Map<string, number>,
-): Promise<Partials | undefined> {
+async function reduceOne(request: BatchRequest, chunk: BatchChunk, files: Map<string, number>): Promise<Partials | undefined> {
+  const raw = request.array.raw;
+  let held: Uint8Array | undefined;
   try {
-    if (chunk.length < 0) store.current = undefined;
-    else if (chunk.file !== undefined) store.current = readLocal(chunk as BatchChunk & { file: string }, files);
-    else store.current = new Uint8Array(request.buffer, chunk.offset, chunk.length);
-    const decoded = await array.getChunk(chunk.coords);
+    if (raw && chunk.file !== undefined && chunk.length === raw.bytes) {
+      held = arena?.take(chunk.length);
+      const data = elementsOf(raw.dtype, readLocal(chunk as BatchChunk & { file: string }, files, held));
+      if (!data) throw new Error(`chunk ${chunk.key}: no ${raw.dtype} view of its bytes`);
+      return reduceChunk({ data, chunkShape: raw.chunks, pieces: chunk.pieces, collapsed: request.collapsed }, request.kernel);
+    }
+    const bytes =
+      chunk.length < 0
+        ? undefined
+        : chunk.file !== undefined
+          ? readLocal(chunk as BatchChunk & { file: string }, files)
+          : new Uint8Array(request.buffer, chunk.offset, chunk.length);
+    const decoded = await (await decoder()).decodeChunk(request.array, chunk.coords, bytes);
     checkDecodedChunk(decoded.data as NumericArray, decoded.shape, chunk.key);
     return reduceChunk(
       {
@@ -243,19 +195,18 @@ async function reduceOne(
     }
     return undefined;
   } finally {
-    store.current = undefined;
-    shuffles?.release();
+    if (held) arena!.give(held);
+    if (decoding) (await decoding).releaseDecoded();
   }
 }
 
 async function reduceBatch(request: BatchRequest): Promise<void> {
-  const { array, store } = await arrayFor(request.array);
   const blocks: Partials[] = [];
   let big = false;
   const files = new Map<string, number>();
   try {
     for (const chunk of request.chunks) {
-      const block = await reduceOne(request, chunk, store, array, files);
+      const block = await reduceOne(request, chunk, files);
       if (!block) return;
       if (Array.isArray(block.sum)) big = true;
       blocks.push(block);
@@ -274,13 +225,13 @@ async function reduceBatch(request: BatchRequest): Promise<void> {
   port.postMessage(reply, [values.buffer as ArrayBuffer, nan.buffer as ArrayBuffer, request.buffer]);
 }
 
-// One batch at a time: the store's `current` chunk is this thread's only state per decode.
+// One batch at a time: the chunk being decoded (worker-decode.ts) is this thread's only state.
 let queue: Promise<void> = Promise.resolve();
 
 port.on("message", (request: WorkerRequest) => {
   if (request.kind === "exit") process.exit(request.code);
   if (request.kind === "release") {
-    arrays.delete(request.id);
+    void decoding?.then((m) => m.releaseArray(request.id));
     return;
   }
   queue = queue.then(() =>

@@ -11,7 +11,7 @@
 import { CodecError, ReferenceSetError } from "../errors.js";
 import { BufferPool } from "../stores/buffer-pool.js";
 import { blockOffset, isBigintDtype, planReduction, reduceArray, type ChunkSource, type ReduceOptions } from "./engine.js";
-import type { KernelOptions } from "./kernel.js";
+import { ITEM_SIZE, type KernelOptions } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { countChunks, planChunks, type ChunkTask, type DimPiece } from "./plan.js";
 import { arrayLayout, type ZarrArrayLike } from "./layout.js";
@@ -37,9 +37,6 @@ export interface ThreadedOptions extends ReduceOptions {
 /** Batches at a worker at once (one running, one waiting), so a worker never idles for a round trip. */
 const PER_WORKER = 2;
 
-const ITEM_SIZE: Record<string, number> = {
-  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
-};
 
 function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
   if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
