@@ -195,6 +195,12 @@ describe("writeReferences as parquet", () => {
     expect(JSON.parse(await readFile(json, "utf8")).templates).toEqual({ u: url });
   });
 
+  it("refuses a null url (the set's target): parquet has no target, a null path there means no reference", async () => {
+    const first = month.refs["tas/0.0.0"] as [string, number, number];
+    const bad: References = { version: 1, refs: { ...month.refs, "tas/0.0.0": [null, first[1], first[2]] } };
+    await expect(writeReferences(bad, join(dir, "null-url.parq"), { format: "parquet" })).rejects.toThrow(/null url/);
+  });
+
   it("refuses keys that are neither metadata nor chunks of an array", async () => {
     const bad: References = { version: 1, refs: { ...month.refs, "tas/9.9.9": ["x", 0, 1] } };
     await expect(writeReferences(bad, join(dir, "bad.parq"), { format: "parquet" })).rejects.toThrow(/inside the grid/);

@@ -131,13 +131,13 @@ function expandTemplates(references: References, input: string): Record<string, 
   if (!templates || Object.keys(templates).length === 0) return references.refs;
   const out: Record<string, Reference> = {};
   for (const [key, ref] of Object.entries(references.refs)) {
-    if (typeof ref === "string" || !ref[0].includes("{{")) {
-      out[key] = ref;
+    if (typeof ref === "string" || ref[0] === null || !ref[0].includes("{{")) {
+      out[key] = ref; // a null url (the set's target when it is opened) passes through as it is
       continue;
     }
     const url = ref[0].replace(/\{\{\s*([^}\s]+)\s*\}\}/g, (_, name: string) => {
       const t = templates[name];
-      if (t === undefined) throw new ReferenceSetError(`${input}: unknown template {{${name}}}`, key, ref[0]);
+      if (t === undefined) throw new ReferenceSetError(`${input}: unknown template {{${name}}}`, key, ref[0] ?? undefined);
       return t;
     });
     out[key] = ref.length === 1 ? [url] : [url, ref[1], ref[2]];
@@ -147,7 +147,7 @@ function expandTemplates(references: References, input: string): Record<string, 
 
 /** The data file a set points at, for naming it and for url patterns when the caller gave no url. */
 function firstTargetUrl(references: References): string | undefined {
-  for (const ref of Object.values(references.refs)) if (typeof ref !== "string") return ref[0];
+  for (const ref of Object.values(references.refs)) if (typeof ref !== "string" && ref[0]) return ref[0];
   return undefined;
 }
 

@@ -141,6 +141,8 @@ function recordFile(rows: Map<number, Reference>, length: number, templates: Rec
     if (typeof ref === "string") {
       raw[row] = decodeInline(ref, `${field}/row ${row}`);
     } else {
+      // kerchunk's parquet layout has no target: a null path there means "no reference".
+      if (!ref[0]) throw new ReferenceSetError("a reference with a null url (the set's target) cannot be written as parquet: give its url", `${field}/row ${row}`);
       path[row] = expand(ref[0], templates, field);
       if (ref.length === 3) {
         offset[row] = BigInt(ref[1]);

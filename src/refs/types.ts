@@ -8,8 +8,9 @@
  * - a string: the content itself, UTF-8 text, or `base64:`-prefixed binary;
  * - `[url]`: the whole object at `url`;
  * - `[url, offset, length]`: `length` bytes of `url` starting at `offset`.
+ * A null (or empty) url stands for the reference set's `target` (fsspec's convention).
  */
-export type Reference = string | [string] | [string, number, number];
+export type Reference = string | [string | null] | [string | null, number, number];
 
 export interface References {
   version: 1;
