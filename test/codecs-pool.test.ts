@@ -16,6 +16,7 @@ import { CodecPool, DEFAULT_MIN_BYTES, closeCodecPool, codecPool, codecWorkerScr
 import type { ChunkMeta, CodecConfig } from "../src/codecs/types.js";
 import { CodecError } from "../src/errors.js";
 import type { Datatype } from "../src/hdf5/model.js";
+import { get } from "../src/zarr/get.js";
 import { filtersToCodecs } from "../src/refs/filters.js";
 
 const DIR = fileURLToPath(new URL("./fixtures/codecs/", import.meta.url));
@@ -135,6 +136,37 @@ describe("pool on and off decode the same bytes", () => {
     expect(Array.from(pooled)).toEqual(Array.from({ length: 60 }, (_, i) => view.getFloat64(i * 8, false)));
     // The store's buffers were copied for the workers, not transferred away.
     expect(Array.from(await readAll())).toEqual(Array.from(inline));
+  });
+});
+
+describe("decoded buffers back to the workers", () => {
+  it("a read through our get hands its decoded chunks back, and later reads stay correct", async () => {
+    registerCodecs();
+    const files = new Map<string, Uint8Array>();
+    const store = { get: async (key: string) => files.get(key), set: async (key: string, value: Uint8Array) => void files.set(key, value) };
+    const arr = await zarr.create(zarr.root(store as never).resolve("a"), {
+      shape: [96, 512],
+      chunkShape: [16, 256],
+      dtype: "float64",
+      codecs: [
+        { name: "bytes", configuration: { endian: "little" } },
+        { name: "numcodecs.shuffle", configuration: { elementsize: 8 } },
+        { name: "numcodecs.zlib", configuration: { level: 1 } },
+      ],
+    });
+    const source = Float64Array.from({ length: 96 * 512 }, (_, i) => Math.sin(i) * 1e6 + i);
+    await zarr.set(arr, null, { data: source, shape: [96, 512], stride: [512, 1] });
+    setCodecThreads(2, { minBytes: 0 });
+    const opened = await zarr.open.v3(zarr.root(store as never).resolve("a"), { kind: "array" });
+    const before = codecPool()?.stats.given ?? 0;
+    for (let round = 0; round < 3; round++) {
+      const out = await get(opened, null);
+      expect(Buffer.compare(new Uint8Array((out.data as Float64Array).buffer), new Uint8Array(source.buffer)), `round ${round}`).toBe(0);
+      const part = await get(opened, [zarr.slice(5, 90, 3), zarr.slice(100, 400)]);
+      expect(Array.from(part.data as Float64Array).slice(0, 300)).toEqual(Array.from(source.subarray(5 * 512 + 100, 5 * 512 + 400)));
+    }
+    // 12 chunks a read: their zlib outputs (taken ahead) and final outputs went back.
+    expect(codecPool()!.stats.given - before).toBeGreaterThanOrEqual(2 * 12 * 3);
   });
 });
 

@@ -8,6 +8,7 @@
 import { UnsupportedFeatureError } from "../errors.js";
 import { ArenaPool } from "../stores/arena-pool.js";
 import { BufferPool } from "../stores/buffer-pool.js";
+import { recycleDecoded } from "../codecs/pool.js";
 import { attachSimd, SIMD_RESERVED } from "./kernel-simd.js";
 import { DIRECT_READS, DirectReader } from "./direct.js";
 import { arrayLayout, type ArrayLayout, type ZarrArrayLike } from "./layout.js";
@@ -198,7 +199,12 @@ export async function reduceArray(
       );
       // The partials are new arrays; nothing refers to the chunk's bytes any more. A chunk that is
       // not a view of a pooled read (decoded by a codec, copied, fill) is ignored by the pool.
-      if (buffers && ArrayBuffer.isView(chunk.data)) buffers.give(chunk.data);
+      // Same contract as the buffers (a source that keeps chunks passes `buffers: false`): a chunk
+      // the codec pool decoded goes back to its workers.
+      if (buffers && ArrayBuffer.isView(chunk.data)) {
+        buffers.give(chunk.data);
+        recycleDecoded(chunk.data);
+      }
       pending.set(index, { task, block });
       advance();
     }

@@ -90,6 +90,11 @@ port.on("message", async (request: PoolRequest) => {
   if (request.kind === "exit") process.exit(request.code);
   let out: Uint8Array;
   let giveBack: ArrayBuffer | undefined;
+  // Buffers the main thread is done with: outputs to decode into (or to drop here, off its heap).
+  for (const gift of request.gifts ?? []) {
+    spares.push(gift);
+    if (spares.length > MAX_SPARES) spares.shift();
+  }
   try {
     const decoded = await decode(request.task, request.bytes);
     out = transferable(decoded.out);

@@ -7,6 +7,7 @@
  */
 import * as zarr from "zarrita";
 import type { Indices, Projection } from "zarrita";
+import { recycleDecoded } from "../codecs/pool.js";
 import { copyChunk, type ChunkView } from "./copy.js";
 
 type Chunk = ChunkView & { shape: number[]; stride: number[] };
@@ -23,6 +24,8 @@ const setter: Setter = {
   prepare: (data, shape, stride) => ({ data, shape, stride }),
   setFromChunk(dst, src, projections) {
     copyChunk(dst, src, projections, elementSize(dst.data));
+    // zarrita drops the chunk after this call: if the codec pool decoded it, it can have it back.
+    recycleDecoded(src.data);
   },
   setScalar(dst, selection, value) {
     // One element, stepped over with stride 0, copied into every selected position.
