@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "vitest";
 import * as zarr from "zarrita";
-import { get } from "../src/zarr/get.js";
+import { copiesChunks, get } from "../src/zarr/get.js";
 
 type Sel = (number | zarr.Slice | null)[];
 
@@ -75,6 +75,10 @@ function randomSelection(shape: number[], next: (n: number) => number): Sel {
 const bytesOf = (v: ArrayBufferView) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
 describe("get: zarrita's get with a faster chunk copy", () => {
+  test("the installed zarrita takes our setter (else get silently falls back to zarr.get)", () => {
+    expect(copiesChunks).toBe(true);
+  });
+
   const cases: [keyof typeof DTYPES, number[], number[], "C" | "F"][] = [
     ["float64", [13, 17, 9], [5, 4, 9], "C"],
     ["float64", [13, 17, 9], [5, 4, 3], "F"],

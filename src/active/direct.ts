@@ -13,7 +13,8 @@ import { ReferenceSetError } from "../errors.js";
 import type { BufferPool } from "../stores/buffer-pool.js";
 import { HandleCache, type OpenFile } from "../stores/handle-cache.js";
 import { stridesOf } from "../util/strides.js";
-import { elementsOf, ITEM_SIZE, type NumericArray } from "./kernel.js";
+import { elementsOf, ITEM_SIZE } from "./elements.js";
+import type { NumericArray } from "./kernel.js";
 import type { ArrayLayout, ZarrArrayLike } from "./layout.js";
 
 /** Reads in flight when chunks are read here (the engine's default concurrency then). */

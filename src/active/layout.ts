@@ -6,7 +6,7 @@
 import type { LocalRange } from "../refs/reference-store.js";
 import type { BufferPool } from "../stores/buffer-pool.js";
 import type { ChunkSource } from "./engine.js";
-import { ITEM_SIZE } from "./kernel.js";
+import { ITEM_SIZE } from "./elements.js";
 import { newArrayId, releaseWhenCollected, type ArraySpec } from "./reduce-pool.js";
 
 /** A zarrita array as the threaded engine reads it: the chunk source plus its store and path. */

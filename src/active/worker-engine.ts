@@ -11,7 +11,8 @@
 import { CodecError, ReferenceSetError } from "../errors.js";
 import { BufferPool } from "../stores/buffer-pool.js";
 import { blockOffset, isBigintDtype, planReduction, reduceArray, type ChunkSource, type ReduceOptions } from "./engine.js";
-import { ITEM_SIZE, type KernelOptions } from "./kernel.js";
+import { ITEM_SIZE } from "./elements.js";
+import type { KernelOptions } from "./kernel.js";
 import { emptyPartials, mergePartials, type Partials } from "./partials.js";
 import { countChunks, planChunks, type ChunkTask, type DimPiece } from "./plan.js";
 import { arrayLayout, type ZarrArrayLike } from "./layout.js";

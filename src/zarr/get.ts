@@ -24,7 +24,9 @@ const setter: Setter = {
   prepare: (data, shape, stride) => ({ data, shape, stride }),
   setFromChunk(dst, src, projections) {
     copyChunk(dst, src, projections, elementSize(dst.data));
-    // zarrita drops the chunk after this call: if the codec pool decoded it, it can have it back.
+    // zarrita's get (0.7) fetches each chunk once, calls this once with it and drops it: if the
+    // codec pool decoded it, the pool can have the buffer back. It leaves this thread only with a
+    // later request to a worker, after this synchronous copy.
     recycleDecoded(src.data);
   },
   setScalar(dst, selection, value) {
@@ -42,8 +44,18 @@ const PLAIN = new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "ui
 type ZarrGet = typeof zarr.get;
 type GenericGet = (arr: unknown, selection: unknown, opts: unknown, setter: Setter) => Promise<unknown>;
 
+/**
+ * zarrita's generic get (arr, selection, opts, setter) is an internal export: a zarrita without it,
+ * or with another signature, makes `get` zarrita's own `get` (slower, never wrong).
+ */
+const generic = (zarr as unknown as { _zarrita_internal_get?: unknown })._zarrita_internal_get;
+const withSetter = typeof generic === "function" && generic.length === 4 ? (generic as GenericGet) : undefined;
+
+/** Whether `get` copies chunks itself (false: this zarrita has no generic get to pass a setter to). */
+export const copiesChunks = withSetter !== undefined;
+
 /** zarrita's `get`, with chunks copied into the output by copy.ts. */
 export const get: ZarrGet = ((arr: zarr.Array<zarr.DataType, zarr.Readable>, selection = null, opts = {}) => {
-  if (!PLAIN.has(arr.dtype)) return zarr.get(arr, selection, opts);
-  return (zarr._zarrita_internal_get as unknown as GenericGet)(arr, selection, opts, setter);
+  if (!withSetter || !PLAIN.has(arr.dtype)) return zarr.get(arr, selection, opts);
+  return withSetter(arr, selection, opts, setter);
 }) as ZarrGet;
