@@ -39,12 +39,21 @@ const arena = ((): ArenaPool | undefined => {
 
 type Decoding = typeof import("./worker-decode.js");
 let decoding: Promise<Decoding> | undefined;
+/** The module once loaded: what releases a chunk's decode regions (a failed load has none). */
+let decoded: Decoding | undefined;
 
 function decoder(): Promise<Decoding> {
-  decoding ??= import("./worker-decode.js").then((m) => {
-    if (arena) m.decodeIntoArena(arena);
-    return m;
-  });
+  decoding ??= import("./worker-decode.js").then(
+    (m) => {
+      if (arena) m.decodeIntoArena(arena);
+      decoded = m;
+      return m;
+    },
+    (error: unknown) => {
+      decoding = undefined; // answered as this chunk's failure; a later chunk tries again
+      throw error;
+    },
+  );
   return decoding;
 }
 
@@ -197,7 +206,7 @@ async function reduceOne(request: BatchRequest, chunk: BatchChunk, files: Map<st
     return undefined;
   } finally {
     if (held) arena!.give(held);
-    if (decoding) (await decoding).releaseDecoded();
+    decoded?.releaseDecoded();
   }
 }
 

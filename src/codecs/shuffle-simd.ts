@@ -52,17 +52,20 @@ export class ShuffleArena {
       arena.give(out);
       return undefined;
     }
-    input.set(src);
-    const n = Math.floor(src.length / size);
-    const simd = n - (n % 16);
-    this.fns[size](input.byteOffset, out.byteOffset, n, simd);
-    // The last n mod 16 elements byte by byte, then the bytes past the last whole element.
-    for (let b = 0; b < size; b++) {
-      for (let i = simd; i < n; i++) out[i * size + b] = input[b * n + i];
+    this.held.push(out); // given back by release(), even if what follows throws
+    try {
+      input.set(src);
+      const n = Math.floor(src.length / size);
+      const simd = n - (n % 16);
+      this.fns[size](input.byteOffset, out.byteOffset, n, simd);
+      // The last n mod 16 elements byte by byte, then the bytes past the last whole element.
+      for (let b = 0; b < size; b++) {
+        for (let i = simd; i < n; i++) out[i * size + b] = input[b * n + i];
+      }
+      out.set(input.subarray(n * size), n * size);
+    } finally {
+      arena.give(input);
     }
-    out.set(input.subarray(n * size), n * size);
-    arena.give(input);
-    this.held.push(out);
     return out;
   }
 
