@@ -20,7 +20,6 @@ import type { ArrayLayout, ZarrArrayLike } from "./layout.js";
 /** Reads in flight when chunks are read here (the engine's default concurrency then). */
 export const DIRECT_READS = 3;
 
-
 export interface DirectChunk {
   data: NumericArray;
   shape: number[];

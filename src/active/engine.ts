@@ -65,7 +65,6 @@ export interface ChunkSource {
   ): Promise<{ data: unknown; shape: number[]; stride: number[] }>;
 }
 
-
 /** Workers for a reduction: `concurrency`, fewer when that many decoded chunks would exceed the budget. */
 export function workerCount(array: Pick<ChunkSource, "chunks" | "dtype">, options: ReduceOptions = {}): number {
   const wanted = Math.max(1, Math.floor(options.concurrency ?? 16));

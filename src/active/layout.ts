@@ -35,7 +35,6 @@ export interface ArrayLayout {
   plainElements: boolean;
 }
 
-
 const layouts = new WeakMap<object, Promise<ArrayLayout | undefined>>();
 
 function isZarrArray(array: ChunkSource): array is ZarrArrayLike {

@@ -38,7 +38,6 @@ export interface ThreadedOptions extends ReduceOptions {
 /** Batches at a worker at once (one running, one waiting), so a worker never idles for a round trip. */
 const PER_WORKER = 2;
 
-
 function replyError(reply: Extract<BatchReply, { ok: false }>): Error {
   if (reply.kind === "codec") return new CodecError(reply.message, reply.codec ?? "unknown", reply.chunkKey);
   if (reply.kind === "target") return new ReferenceSetError(reply.message, reply.chunkKey, reply.url);
