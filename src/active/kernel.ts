@@ -8,6 +8,7 @@
  * `skipNaN`; a NaN fill or missing value masks NaNs.
  */
 import { CodecError } from "../errors.js";
+import { walkOuter } from "../util/odometer.js";
 import { stridesOf } from "../util/strides.js";
 import { foldRun, SIMD_MIN_RUN, type FloatLike, type FoldRules } from "./kernel-fold.js";
 import { SIMD_MAX_ROWS, simdRowSumsF64 } from "./kernel-simd.js";
@@ -122,48 +123,16 @@ function runsOf(sel: ChunkSelection): Runs {
     forEachRows(group) {
       const last = counts.length - 1;
       if (empty || last < 1 || steps[last] !== 1 || outSteps[last] !== 0) return false;
-      const at = new Array<number>(last - 1).fill(0);
-      let offset = base;
-      let out = 0;
-      for (;;) {
-        group(offset, counts[last - 1], steps[last - 1], counts[last], out, outSteps[last - 1]);
-        let d = last - 2;
-        while (d >= 0 && ++at[d] === counts[d]) {
-          at[d] = 0;
-          offset -= (counts[d] - 1) * steps[d];
-          out -= (counts[d] - 1) * outSteps[d];
-          d--;
-        }
-        if (d < 0) return true;
-        offset += steps[d];
-        out += outSteps[d];
-      }
+      const [rows, rowStep, n, outRowStep] = [counts[last - 1], steps[last - 1], counts[last], outSteps[last - 1]];
+      walkOuter(counts, steps, outSteps, last - 1, base, 0, (offset, out) => group(offset, rows, rowStep, n, out, outRowStep));
+      return true;
     },
     forEach(run) {
       if (empty) return;
       const last = counts.length - 1;
       if (last < 0) return run(base, 1, 1, 0, 0);
-      const innerStep = steps[last];
-      const innerOut = outSteps[last];
-      const n = counts[last];
-      if (last === 0) return run(base, innerStep, n, 0, innerOut);
-      const at = new Array<number>(last).fill(0);
-      let offset = base;
-      let out = 0;
-      for (;;) {
-        run(offset, innerStep, n, out, innerOut);
-        let d = last - 1;
-        // Odometer over the outer fused dimensions, stepping offsets incrementally.
-        while (d >= 0 && ++at[d] === counts[d]) {
-          at[d] = 0;
-          offset -= (counts[d] - 1) * steps[d];
-          out -= (counts[d] - 1) * outSteps[d];
-          d--;
-        }
-        if (d < 0) return;
-        offset += steps[d];
-        out += outSteps[d];
-      }
+      const [innerStep, innerOut, n] = [steps[last], outSteps[last], counts[last]];
+      walkOuter(counts, steps, outSteps, last, base, 0, (offset, out) => run(offset, innerStep, n, out, innerOut));
     },
   };
 }

@@ -9,6 +9,7 @@
  * are kept exactly).
  */
 import type { Projection } from "zarrita";
+import { walkOuter } from "../util/odometer.js";
 
 /** A typed array in the element layout the copy works on (strides in elements). */
 export interface ChunkView {
@@ -112,25 +113,8 @@ function copyWalk(dst: Words, src: Words, walk: Walk, perElement: number): void 
   const { counts, srcSteps, dstSteps } = walk;
   const last = counts.length - 1;
   if (last < 0) return copyRun(dst, src, walk.dstBase, walk.srcBase, 1, perElement, perElement, perElement);
-  const n = counts[last];
-  const sStep = srcSteps[last];
-  const dStep = dstSteps[last];
-  const at = new Array<number>(last).fill(0);
-  let so = walk.srcBase;
-  let dOff = walk.dstBase;
-  for (;;) {
-    copyRun(dst, src, dOff, so, n, dStep, sStep, perElement);
-    let k = last - 1;
-    while (k >= 0 && ++at[k] === counts[k]) {
-      at[k] = 0;
-      so -= (counts[k] - 1) * srcSteps[k];
-      dOff -= (counts[k] - 1) * dstSteps[k];
-      k--;
-    }
-    if (k < 0) return;
-    so += srcSteps[k];
-    dOff += dstSteps[k];
-  }
+  const [n, sStep, dStep] = [counts[last], srcSteps[last], dstSteps[last]];
+  walkOuter(counts, srcSteps, dstSteps, last, walk.srcBase, walk.dstBase, (so, dOff) => copyRun(dst, src, dOff, so, n, dStep, sStep, perElement));
 }
 
 /** One innermost run of `n` elements, `perElement` words each, at the given word steps. */
