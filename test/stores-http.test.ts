@@ -8,6 +8,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import * as zarr from "zarrita";
 import { ConflictError, StoreError, UnsupportedFeatureError } from "../src/errors.js";
+import { BufferPool } from "../src/stores/buffer-pool.js";
 import { HttpStore } from "../src/stores/http.js";
 import { LocalStore } from "../src/stores/local.js";
 import { NGINX, startNginx, startStaticServer, type TestServer } from "./servers/nginx.js";
@@ -98,6 +99,17 @@ describe.each(servers)("HttpStore against the %s server", (_name, start) => {
     const again = await store.getRanges("data/blob.bin", ranges, { coalesceGap: 64 });
     expect(store.stats.requests - before).toBe(1);
     expect(again).toEqual(parts);
+  });
+
+  test("a range read with a buffer pool lands in a pooled buffer, given back and reused", async () => {
+    const pool = new BufferPool({ minSize: 1024 });
+    const part = await store.getRange("data/blob.bin", { offset: 10_000, length: 70_000 }, { buffers: pool });
+    expect(pool.holds(part!)).toBe(true);
+    expect(Buffer.from(part!).equals(Buffer.from(payload.subarray(10_000, 80_000)))).toBe(true);
+    pool.give(part!);
+    const again = await store.getRange("data/blob.bin", { offset: 0, length: 70_001 }, { buffers: pool });
+    expect(again!.buffer).toBe(part!.buffer);
+    expect(Buffer.from(again!).equals(Buffer.from(payload.subarray(0, 70_001)))).toBe(true);
   });
 
   test("a zarr array written to the served directory with LocalStore reads back over HTTP", async () => {
@@ -194,6 +206,27 @@ describe("HttpStore against misbehaving or special servers", () => {
     try {
       await expect(store.getRange("k", { offset: 4, length: 4 })).rejects.toThrow(/refusing bytes/);
       await expect(store.get("k")).rejects.toThrow(/refusing a part as the whole/);
+    } finally {
+      await store.close();
+      await s.stop();
+    }
+  });
+
+  test("a 206 body longer or shorter than its Content-Range is an integrity error, its pooled buffer kept out", async () => {
+    const s = await scripted((req, res) => {
+      // No Content-Length: chunked, so the body can disagree with the Content-Range.
+      res.writeHead(206, { "Content-Range": "bytes 0-4095/9000" });
+      res.end(req.url?.includes("long") ? Buffer.alloc(5000, 1) : Buffer.alloc(3000, 1));
+    });
+    const store = new HttpStore(s.url, { retry: { ...retry, attempts: 1 } });
+    const pool = new BufferPool({ minSize: 1024 });
+    try {
+      await expect(store.getRange("long", { offset: 0, length: 4096 }, { buffers: pool })).rejects.toThrow(/more than 4096 bytes/);
+      await expect(store.getRange("short", { offset: 0, length: 4096 }, { buffers: pool })).rejects.toThrow(/body has 3000 bytes/);
+      // Both destinations stay out of the pool: a new read gets a fresh buffer.
+      expect(pool.stats.taken).toBe(2);
+      expect(pool.stats.reused).toBe(0);
+      expect(pool.stats.freeBytes).toBe(0);
     } finally {
       await store.close();
       await s.stop();

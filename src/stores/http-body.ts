@@ -3,6 +3,7 @@
  * excerpted for error messages, or dropped; and the two non-multipart answers to a multi-range GET.
  */
 import type { Dispatcher } from "undici";
+import type { BufferPool } from "./buffer-pool.js";
 import { IntegrityError, StoreError } from "../errors.js";
 import { checkLength } from "./http-errors.js";
 import { byterangesBoundary, matchParts, maxMultipartBytes, parseByteranges, type RequestedRange } from "./multipart.js";
@@ -89,6 +90,46 @@ export function collect(body: Dispatcher.ResponseData["body"], start = 0, end?: 
     body.on("data", onData);
     body.once("end", finish);
     body.once("error", (error) => reject(new BodyFailed(position, error)));
+  });
+}
+
+/**
+ * Reads a body whose length is announced (a 206's Content-Range) straight into one buffer of that
+ * length, from `buffers` when given: each network chunk is copied as it arrives and can be
+ * collected at once, where `collect` keeps every chunk until the end and then copies them all
+ * (twice the body in memory, per request in flight). `received` counts what the server sent, up to
+ * one byte past `length` (the read stops there): the caller decides what a wrong length means.
+ */
+export function collectInto(
+  body: Dispatcher.ResponseData["body"],
+  length: number,
+  buffers?: BufferPool,
+): Promise<{ data: Uint8Array; received: number }> {
+  return new Promise((resolve, reject) => {
+    const out = buffers ? buffers.take(length) : new Uint8Array(length);
+    let received = 0;
+    const finish = () => {
+      body.off("data", onData);
+      body.off("end", finish);
+      resolve({ data: received >= length ? out : out.subarray(0, received), received });
+    };
+    const onData = (chunk: Buffer) => {
+      const room = length - received;
+      if (chunk.length > room) {
+        out.set(chunk.subarray(0, room), received);
+        received = length + 1; // more than announced: stop, the caller refuses it
+        finish();
+        discard(body);
+        return;
+      }
+      out.set(chunk, received);
+      received += chunk.length;
+    };
+    body.on("data", onData);
+    body.once("end", finish);
+    // On failure the buffer is dropped, never given back (see BufferPool: a use not given back
+    // just stays out of the pool).
+    body.once("error", (error) => reject(new BodyFailed(received, error)));
   });
 }
 

@@ -10,9 +10,10 @@
 import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, UnsupportedFeatureError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, StoredObject, StoredRanges } from "./backend.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { loadFailure, loadUndici, OnFirstUse } from "./deps-lazy.js";
 import { checkLength, networkError, statusError } from "./http-errors.js";
-import { BodyFailed, collect, discard, excerpt, header, readMultiPartial, sliceWholeRanges, type Where } from "./http-body.js";
+import { BodyFailed, collect, collectInto, discard, excerpt, header, readMultiPartial, sliceWholeRanges, type Where } from "./http-body.js";
 import type { RequestedRange } from "./multipart.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { parseContentRange, rangeHeader } from "./range.js";
@@ -124,7 +125,7 @@ export class HttpBackend implements Backend {
     }
   }
 
-  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
+  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal, buffers?: BufferPool): Promise<StoredObject | undefined> {
     const where = { store: this.url, key, operation: range ? "getRange" : "get" };
     // `bytes=5-4` is not a valid Range header; an empty range only needs to know the object exists.
     if (range && "length" in range && range.length === 0) {
@@ -157,7 +158,7 @@ export class HttpBackend implements Backend {
       const contentEncoding = encoding && encoding !== "identity" ? encoding : undefined;
       const data =
         statusCode === 206 && range
-          ? await this.readPartial(where, range, headers, body)
+          ? await this.readPartial(where, range, headers, body, buffers)
           : await this.readWhole(where, range, headers, body);
       return { data, contentEncoding };
     } catch (error) {
@@ -180,6 +181,7 @@ export class HttpBackend implements Backend {
     range: ByteRange,
     headers: Dispatcher.ResponseData["headers"],
     body: Dispatcher.ResponseData["body"],
+    buffers: BufferPool | undefined,
   ): Promise<Uint8Array> {
     const contentRange = header(headers, "content-range");
     const served = parseContentRange(contentRange);
@@ -205,10 +207,11 @@ export class HttpBackend implements Backend {
     }
     const expected = served.end - served.start + 1;
     // At most the announced span is kept, whatever the body tries to send.
-    const data = await collect(body, 0, expected + 1);
-    checkLength(data, header(headers, "content-length"), where);
-    if (data.length !== expected) {
-      throw new IntegrityError(`body has ${data.length} bytes, Content-Range ${contentRange} says ${expected}`, where);
+    const { data, received } = await collectInto(body, expected, buffers);
+    if (received <= expected) checkLength(data, header(headers, "content-length"), where);
+    if (received !== expected) {
+      const sent = received > expected ? `more than ${expected}` : `${received}`;
+      throw new IntegrityError(`body has ${sent} bytes, Content-Range ${contentRange} says ${expected}`, where);
     }
     return data;
   }

@@ -6,6 +6,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
+import type { BufferPool } from "./buffer-pool.js";
 
 type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
 
@@ -26,8 +27,10 @@ class Accumulator {
   private buffer: Uint8Array;
   length = 0;
 
-  constructor(expected: number | undefined) {
-    this.buffer = new Uint8Array(expected === undefined ? 64 * 1024 : Math.min(expected, MAX_PREALLOCATE));
+  constructor(expected: number | undefined, buffers?: BufferPool) {
+    // A body of announced length lands in a pooled buffer when the caller has a pool.
+    if (expected !== undefined && expected <= MAX_PREALLOCATE && buffers) this.buffer = buffers.take(expected);
+    else this.buffer = new Uint8Array(expected === undefined ? 64 * 1024 : Math.min(expected, MAX_PREALLOCATE));
   }
 
   push(chunk: Uint8Array): void {
@@ -52,6 +55,8 @@ export interface ReadBodyOptions {
   /** Expected MD5 (hex) of the whole body; checked after the last byte. */
   md5?: string;
   signal?: AbortSignal;
+  /** Where a body of announced length lands; on failure that buffer is dropped, not given back. */
+  buffers?: BufferPool;
 }
 
 /**
@@ -59,9 +64,9 @@ export interface ReadBodyOptions {
  * announced, or when the MD5 does not match; transport failures propagate for the caller to map.
  */
 export async function readBody(body: BodyStream, where: Where, options: ReadBodyOptions): Promise<Uint8Array> {
-  const { contentLength, md5, signal } = options;
+  const { contentLength, md5, signal, buffers } = options;
   const expected = contentLength !== undefined && Number.isSafeInteger(contentLength) ? contentLength : undefined;
-  const out = new Accumulator(expected);
+  const out = new Accumulator(expected, buffers);
   const hash: Hash | undefined = md5 ? createHash("md5") : undefined;
   // A stall after the headers would otherwise outlive the request's timeout.
   const onAbort = () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));

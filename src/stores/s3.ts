@@ -16,6 +16,7 @@
 import type { GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { ObjectStore, type StoreOptions } from "./object-store.js";
 import { rangeHeader } from "./range.js";
 import { loadFailure, loadS3Sdk, OnFirstUse } from "./deps-lazy.js";
@@ -168,7 +169,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
+  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal, buffers?: BufferPool): Promise<StoredObject | undefined> {
     const where: Where = { store: this.url, key, operation: range ? "getRange" : "get" };
     const empty = range && ("suffixLength" in range ? range.suffixLength === 0 : range.length === 0);
     if (empty) {
@@ -179,9 +180,9 @@ export class S3Backend implements Backend {
     const first = await this.fetch(key, range, where, signal);
     if (first === undefined) return undefined;
     if (first === UNSATISFIABLE) return { data: new Uint8Array(0) };
-    if (!range) return this.finish(first, undefined, where, signal);
+    if (!range) return this.finish(first, undefined, where, signal, buffers);
     const resolved = this.check(() => resolveRange(range, first, where), first, where);
-    if (resolved.covered) return this.finish(first, resolved, where, signal);
+    if (resolved.covered) return this.finish(first, resolved, where, signal, buffers);
     // The server answered some other range (s3rver serves "bytes=-N" as "bytes=0-N"): ask again
     // with the explicit range the Content-Range total lets us compute.
     discard(first);
@@ -198,7 +199,7 @@ export class S3Backend implements Backend {
         where,
       );
     }
-    return this.finish(second, again, where, signal);
+    return this.finish(second, again, where, signal, buffers);
   }
 
   /** Runs a check on a response's headers; on failure the unread body is released first. */
@@ -243,6 +244,7 @@ export class S3Backend implements Backend {
     range: ResolvedRange | undefined,
     where: Where,
     signal?: AbortSignal,
+    buffers?: BufferPool,
   ): Promise<StoredObject> {
     const contentEncoding = response.ContentEncoding || undefined;
     if (!response.Body) return { data: new Uint8Array(0), contentEncoding };
@@ -254,6 +256,7 @@ export class S3Backend implements Backend {
         contentLength: response.ContentLength,
         md5,
         signal,
+        buffers,
       });
     } catch (error) {
       throw s3Error(error, where, signal);
