@@ -4,7 +4,7 @@
  * holder's bytes.
  */
 import { describe, expect, it } from "vitest";
-import { BufferPool, sizeClass } from "../src/stores/buffer-pool.js";
+import { BufferPool, POOL_LEAD, sizeClass } from "../src/stores/buffer-pool.js";
 
 const MiB = 2 ** 20;
 
@@ -19,6 +19,21 @@ describe("BufferPool", () => {
     expect(c.buffer).toBe(a.buffer);
     expect(c.length).toBe(MiB);
     expect(pool.stats).toMatchObject({ taken: 3, reused: 1 });
+  });
+
+  it("places pooled bytes POOL_LEAD bytes into their buffer, aligned for every dtype, and counts free bytes by class", () => {
+    const pool = new BufferPool();
+    const a = pool.take(3_375_000); // a 75^3 float64 chunk
+    expect(a.byteOffset).toBe(POOL_LEAD); // off a page-aligned file offset by more than 4K aliasing's reach
+    expect(POOL_LEAD % 16).toBe(0);
+    expect(new Float64Array(a.buffer, a.byteOffset, a.length / 8).length).toBe(421_875);
+    expect(a.buffer.byteLength).toBe(POOL_LEAD + sizeClass(3_375_000));
+    pool.give(a);
+    expect(pool.stats.freeBytes).toBe(sizeClass(3_375_000));
+    const b = pool.take(3_300_000); // same class: the same buffer, same placement
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(POOL_LEAD);
+    expect(pool.stats.freeBytes).toBe(0);
   });
 
   it("keeps a split block out until both chunk views are given back", () => {
