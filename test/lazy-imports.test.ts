@@ -23,6 +23,8 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const distIndex = join(repo, "dist", "index.js");
 const fixture = join(repo, "test", "fixtures", "active", "active.nc");
 const HEAVY = ["undici", "@aws-sdk/client-s3"];
+/** Loaded by parquet reference sets and the server's wire format only. */
+const FORMATS = ["hyparquet", "hyparquet-writer", "cbor-x"];
 
 /**
  * Registered with `--import`: a resolve hook (it runs on the hooks thread) posts each resolved URL
@@ -175,7 +177,7 @@ step("reduce", { sum: sum.value });`,
     expect(field(report, "get", "text")).toBe("local bytes");
     expect(field(report, "reduce", "sum")).toBe(whole.results.sum.value[0]);
     for (const step of ["import", "get", "reduce"]) {
-      for (const heavy of HEAVY) expect(packagesAt(report, step), `${heavy} after ${step}`).not.toContain(heavy);
+      for (const heavy of [...HEAVY, ...FORMATS]) expect(packagesAt(report, step), `${heavy} after ${step}`).not.toContain(heavy);
     }
   });
 });

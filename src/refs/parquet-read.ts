@@ -6,7 +6,8 @@
  */
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { decompress as zstdDecompress } from "fzstd";
-import { parquetMetadata, parquetRead, type Compressors } from "hyparquet";
+import type { Compressors } from "hyparquet";
+import { loadHyparquet } from "../stores/deps-lazy.js";
 import { ReferenceSetError } from "../errors.js";
 import { openStore, type OpenStoreOptions } from "../stores/open.js";
 import { inlineValue } from "./inline.js";
@@ -189,6 +190,7 @@ class ParquetReader implements ParquetReferences {
     if (bytes === undefined) return undefined;
     this.filesRead++;
     const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const { parquetMetadata, parquetRead } = await loadHyparquet();
     try {
       const metadata = parquetMetadata(file);
       const rows = Number(metadata.num_rows);

@@ -13,8 +13,8 @@
  * Differences from fsspec's writer that readers do not see: snappy instead of zstd compression, and
  * the last file of an array holds only the rows its chunks need, not a full N.
  */
-import { parquetWriteBuffer } from "hyparquet-writer";
 import { ReferenceSetError } from "../errors.js";
+import { loadHyparquetWriter } from "../stores/deps-lazy.js";
 import { decodeInline } from "./inline.js";
 import type { Reference, References } from "./types.js";
 
@@ -82,7 +82,7 @@ function expand(url: string, templates: Record<string, string> | undefined, key:
  * The files of the parquet layout for a reference set: `.zmetadata` (JSON text, with every metadata
  * value written exactly as it stands in the set) and the record files.
  */
-export function referencesToParquet(references: References, recordSize = DEFAULT_RECORD_SIZE): ParquetFile[] {
+export async function referencesToParquet(references: References, recordSize = DEFAULT_RECORD_SIZE): Promise<ParquetFile[]> {
   if (!Number.isSafeInteger(recordSize) || recordSize < 1) throw new ReferenceSetError(`record size must be a positive integer, got ${recordSize}`);
   if (references.gen !== undefined && references.gen.length > 0) {
     throw new ReferenceSetError('"gen" keys cannot be written as parquet; expand them first');
@@ -122,17 +122,24 @@ export function referencesToParquet(references: References, recordSize = DEFAULT
   const files: ParquetFile[] = [
     { key: ".zmetadata", bytes: new TextEncoder().encode(`{"metadata":{${metadata.join(",")}},"record_size":${recordSize}}`) },
   ];
+  const { parquetWriteBuffer } = await loadHyparquetWriter();
   for (const [field, byRecord] of records) {
     const chunks = grids.get(field)!.reduce((a, b) => a * b, 1);
     for (const [record, rows] of [...byRecord].sort((a, b) => a[0] - b[0])) {
       const length = Math.min(recordSize, chunks - record * recordSize);
-      files.push({ key: `${field}/refs.${record}.parq`, bytes: recordFile(rows, length, references.templates, field) });
+      files.push({ key: `${field}/refs.${record}.parq`, bytes: recordFile(parquetWriteBuffer, rows, length, references.templates, field) });
     }
   }
   return files;
 }
 
-function recordFile(rows: Map<number, Reference>, length: number, templates: Record<string, string> | undefined, field: string): Uint8Array {
+function recordFile(
+  parquetWriteBuffer: typeof import("hyparquet-writer").parquetWriteBuffer,
+  rows: Map<number, Reference>,
+  length: number,
+  templates: Record<string, string> | undefined,
+  field: string,
+): Uint8Array {
   const path: (string | null)[] = new Array<string | null>(length).fill(null);
   const offset = new BigInt64Array(length);
   const size = new BigInt64Array(length);

@@ -33,7 +33,7 @@ export async function writeReferences(references: References, url: string, optio
   const files =
     format === "json"
       ? [{ key: "", bytes: new TextEncoder().encode(referencesJson(references)) }]
-      : referencesToParquet(references, options.recordSize ?? DEFAULT_RECORD_SIZE);
+      : await referencesToParquet(references, options.recordSize ?? DEFAULT_RECORD_SIZE);
   let store = options.store;
   let base: string;
   if (store) {

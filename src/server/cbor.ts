@@ -5,11 +5,23 @@
  * them) and shape/count are arrays of integers. Byte strings must be plain major type 2, not
  * cbor-x's tagged typed arrays, or Python's cbor2 hands clients a tag object.
  */
-import { Decoder, Encoder } from "cbor-x";
+import { createRequire } from "node:module";
+import type { Decoder, Encoder } from "cbor-x";
 import type { OperationResult } from "./operations.js";
 
-const encoder = new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+// cbor-x loads on first use (its CommonJS build, so these stay synchronous): importing the library
+// for local work should not pay for the server's wire format.
+let codec: { encoder: Encoder; decoder: Decoder } | undefined;
+function cbor(): { encoder: Encoder; decoder: Decoder } {
+  if (!codec) {
+    const { Decoder, Encoder } = createRequire(import.meta.url)("cbor-x") as typeof import("cbor-x");
+    codec = {
+      encoder: new Encoder({ useRecords: false, tagUint8Array: false, variableMapSize: true }),
+      decoder: new Decoder({ useRecords: false, mapsAsObjects: true }),
+    };
+  }
+  return codec;
+}
 
 function u64Bytes(values: readonly number[], signed: boolean): Uint8Array {
   const a = signed ? new BigInt64Array(values.length) : new BigUint64Array(values.length);
@@ -37,14 +49,14 @@ function responseBody(result: OperationResult, options: EncodeOptions): Record<s
 }
 
 export function encodeResponse(result: OperationResult, options: EncodeOptions): Uint8Array {
-  return encoder.encode(responseBody(result, options));
+  return cbor().encoder.encode(responseBody(result, options));
 }
 
 /** A batch's answer (our extension): `{results: [...]}`, one single-request answer per chunk, in order. */
 export function encodeBatch(results: readonly { result: OperationResult; options: EncodeOptions }[]): Uint8Array {
-  return encoder.encode({ results: results.map((r) => responseBody(r.result, r.options)) });
+  return cbor().encoder.encode({ results: results.map((r) => responseBody(r.result, r.options)) });
 }
 
 export function decodeCbor(bytes: Uint8Array): unknown {
-  return decoder.decode(bytes);
+  return cbor().decoder.decode(bytes);
 }

@@ -55,6 +55,10 @@ export function lazyModule<T>(name: string, load: () => Promise<T>): Loader<T> {
 /** undici: the HTTP client of the HTTP and GCS stores and of the active-storage client. */
 export const loadUndici: Loader<typeof import("undici")> = lazyModule("undici", () => import("undici"));
 
+/** hyparquet and its writer: parquet reference sets only (JSON references never load them). */
+export const loadHyparquet: Loader<typeof import("hyparquet")> = lazyModule("hyparquet", () => import("hyparquet"));
+export const loadHyparquetWriter: Loader<typeof import("hyparquet-writer")> = lazyModule("hyparquet-writer", () => import("hyparquet-writer"));
+
 /**
  * The S3 SDK with our client factory and multipart upload around it (s3-client.ts is the only
  * module that imports `@aws-sdk/client-s3` at run time).
