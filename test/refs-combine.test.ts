@@ -213,8 +213,47 @@ describe("combineReferences mismatches are errors naming the input and the array
     );
   });
 
-  it("several dimensions at once", async () => {
-    await expect(combineReferences(daily.slice(0, 2), { concatDims: ["time", "member"] })).rejects.toBeInstanceOf(UnsupportedFeatureError);
+  it("a second dimension without values to place the inputs along it", async () => {
+    await expect(combineReferences(daily.slice(0, 2), { concatDims: ["member", "time"] })).rejects.toThrow(/"member" has no coordinate variable/);
+  });
+});
+
+describe("combineReferences along several dimensions", () => {
+  const member = { pattern: /\/m(\d+)_t\d\.nc$/, from: "url" } as const;
+
+  it("stacks members (from the file names) of files split along time, as xarray reads the grid", async () => {
+    const inputs = shuffled(await inputsOf("grid"));
+    const { references, notes } = await combineReferencesWithNotes(inputs, {
+      concatDims: ["member", "time"],
+      identicalDims: ["lat", "lon"],
+      coords: { member },
+    });
+    await expectMatchesXarray(references, "grid");
+    expect(JSON.parse(references.refs["tas/.zarray"] as string)).toMatchObject({ shape: [2, 6, 20, 36], chunks: [1, 2, 10, 18] });
+    expect(notes.filter((n) => !/^member=\d: /.test(n) && !/realization/.test(n))).toEqual([]);
+  });
+
+  it("gives the same set as combining each member along time, then the members", async () => {
+    const inputs = await inputsOf("grid");
+    const byMember = await Promise.all(
+      [1, 2].map(async (m) => ({
+        refs: await combineReferences(inputs.filter((i) => i.url!.includes(`/m${m}_`)), { concatDims: ["time"] }),
+      })),
+    );
+    const twoSteps = await combineReferences(byMember, { concatDims: ["member"], identicalDims: ["lat", "lon"], coords: { member: [1, 2] } });
+    const atOnce = await combineReferences(inputs, { concatDims: ["member", "time"], identicalDims: ["lat", "lon"], coords: { member } });
+    expect(atOnce).toEqual(twoSteps);
+  });
+
+  it("refuses an incomplete grid, naming the groups", async () => {
+    const inputs = (await inputsOf("grid")).filter((i) => !i.url!.endsWith("m2_t1.nc"));
+    await expect(
+      combineReferences(inputs, { concatDims: ["member", "time"], identicalDims: ["lat", "lon"], coords: { member } }),
+    ).rejects.toThrow(/not form a full grid.*member=1: 3; member=2: 2|not form a full grid.*member=2: 2; member=1: 3/);
+  });
+
+  it("refuses a dimension named twice", async () => {
+    await expect(combineReferences(daily.slice(0, 2), { concatDims: ["time", "time"] })).rejects.toThrow(/named twice/);
   });
 });
 
@@ -281,6 +320,18 @@ describe("activestore combine", () => {
     await expectMatchesXarray(parseReferences(readFileSync(out, "utf8")), "quad");
   });
 
+  it("combines a members x time grid of netCDF files (--concat-dim member,time)", async () => {
+    const files = readdirSync(join(HERE, "grid")).map((f) => relative(process.cwd(), join(HERE, "grid", f)));
+    const out = join(dir, "grid.json");
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      await run(...files, "-o", out, "--concat-dim", "member,time", "--identical-dims", "lat,lon", "--coord-pattern", "/m(\\d+)_t");
+    } finally {
+      stderr.mockRestore();
+    }
+    await expectMatchesXarray(parseReferences(readFileSync(out, "utf8")), "grid");
+  });
+
   it("combines reference JSON files along a new dimension into parquet, and to stdout", async () => {
     const inputs = await inputsOf("ensemble");
     const jsons = inputs.map((input) => {
@@ -345,6 +396,7 @@ describe.skipIf(!pythonReady)("Python fsspec + xarray read our combined referenc
         ["shifted", { concatDims: ["time"] }],
         ["ensemble", { concatDims: ["member"], coords: { member: { pattern: /member_(\d+)\.nc$/, from: "url" } } }],
         ["ensemble_named", { concatDims: ["member"], coords: { member: { pattern: /(member_\d+)\.nc$/, from: "url" } } }],
+        ["grid", { concatDims: ["member", "time"], identicalDims: ["lat", "lon"], coords: { member: { pattern: /\/m(\d+)_t\d\.nc$/, from: "url" } } }],
       ];
       for (const [kase, options] of cases) {
         const folder = kase.startsWith("ensemble") ? "ensemble" : kase;

@@ -10,6 +10,8 @@ export interface CombineInput {
   refs: References;
   /** Where the set came from (its JSON file, or the data file); used in messages and by url patterns. */
   url?: string;
+  /** How messages name the input (default: its url). */
+  name?: string;
 }
 
 /** The parts of `.zarray` that combining reads; the original text is kept to write back exactly. */
@@ -53,7 +55,7 @@ export function normaliseInputs(list: readonly (References | CombineInput)[]): C
 
 export function parseInput(input: CombineInput, index: number): ParsedInput {
   const url = input.url ?? firstTargetUrl(input.refs);
-  const name = input.url ?? `input ${index}${url ? ` (${url})` : ""}`;
+  const name = input.name ?? input.url ?? `input ${index}${url ? ` (${url})` : ""}`;
   const refs = expandTemplates(input.refs, name);
   const arrays = new Map<string, InputArray>();
   for (const [key, value] of Object.entries(refs)) {

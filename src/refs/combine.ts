@@ -1,7 +1,8 @@
 /**
  * Combining reference sets into one (what kerchunk's MultiZarrToZarr does, for the common case):
  * many files that each hold a slice along one dimension — an existing one such as `time`, or a new
- * one such as an ensemble member — become one virtual dataset.
+ * one such as an ensemble member — become one virtual dataset. Several dimensions at once are
+ * combined one after the other (combine-nested.ts); the rules below are those of one dimension.
  *
  * - Arrays with the dimension are concatenated: chunk keys are renumbered by the cumulative chunk
  *   counts of the inputs before them, so no chunk is read or rewritten. That needs every input but
@@ -14,7 +15,7 @@
  *   attributes that change what numbers mean) are errors naming the input and the array; other
  *   attribute differences keep the first input's value and are reported as notes.
  */
-import { ReferenceSetError, UnsupportedFeatureError } from "../errors.js";
+import { ReferenceSetError } from "../errors.js";
 import { differingAttributes, chunkOffsets, checkIdentical, checkStackable } from "./combine-check.js";
 import {
   ArrayReader,
@@ -34,6 +35,7 @@ import {
   type InputArray,
   type ParsedInput,
 } from "./combine-inputs.js";
+import { combineNested } from "./combine-nested.js";
 import { convertTimes, harmoniseUnits } from "./combine-time.js";
 import { toJson } from "./json.js";
 import type { ReferenceStoreOptions } from "./reference-store.js";
@@ -43,7 +45,10 @@ export type { CombineInput } from "./combine-inputs.js";
 export type { CoordSource, CoordValue } from "./combine-coords.js";
 
 export interface CombineOptions extends ReferenceStoreOptions {
-  /** The dimension to concatenate along (one; combine the result again for a second). */
+  /**
+   * Dimensions to concatenate along, outermost first: with several, inputs are grouped by their
+   * value along the first and each group is combined along the rest (see combine-nested.ts).
+   */
   concatDims: string[];
   /** Arrays to take once (checked identical), e.g. `["lat", "lon"]`; needed for new dimensions. */
   identicalDims?: string[];
@@ -57,7 +62,7 @@ export interface CombineResult {
   notes: string[];
 }
 
-/** Combines reference sets along one dimension; see the module comment for the rules. */
+/** Combines reference sets along one dimension (or several); see the module comment for the rules. */
 export async function combineReferences(list: readonly (References | CombineInput)[], options: CombineOptions): Promise<References> {
   return (await combineReferencesWithNotes(list, options)).references;
 }
@@ -67,13 +72,8 @@ export async function combineReferencesWithNotes(
   options: CombineOptions,
 ): Promise<CombineResult> {
   if (list.length === 0) throw new ReferenceSetError("nothing to combine: no inputs");
-  if (options.concatDims.length !== 1) {
-    throw new UnsupportedFeatureError(
-      `combining along ${options.concatDims.length} dimensions at once`,
-      "combineReferences",
-      "give exactly one concatenation dimension; combine the results again for the next one",
-    );
-  }
+  if (options.concatDims.length === 0) throw new ReferenceSetError("no concatenation dimension given");
+  if (options.concatDims.length > 1) return combineNested(list, options, combineReferencesWithNotes);
   const dim = options.concatDims[0];
   const given = normaliseInputs(list).map((input, i) => parseInput(input, i));
   const reader = new ArrayReader({ resolver: options.resolver, baseDir: options.baseDir });

@@ -1,7 +1,7 @@
 /**
  * `activestore combine a.json b.json … -o all.json --concat-dim time`: one reference set from many,
- * concatenated along a dimension (see src/refs/combine.ts). Inputs are reference JSON files, or
- * HDF5/netCDF-4 files whose references are built on the way.
+ * concatenated along a dimension, or several (`--concat-dim member,time`; see src/refs/combine.ts).
+ * Inputs are reference JSON files, or HDF5/netCDF-4 files whose references are built on the way.
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { buildReferences } from "../../refs/build.js";
@@ -14,7 +14,7 @@ import { cliResolver, openSource } from "./remote.js";
 
 interface CombineOptions extends GlobalOptions {
   output?: string;
-  concatDim: string;
+  concatDim: string[];
   identicalDims?: string[];
   coordPattern?: string;
   coordAttribute?: string;
@@ -101,7 +101,11 @@ export function register(program: Command): void {
     .description("combine reference sets (or HDF5/netCDF-4 files) along a dimension into one reference set")
     .argument("<inputs...>", "reference JSON files or HDF5/netCDF-4 files (paths or store URLs)")
     .option("-o, --output <url>", "write here (a file for json, a directory for parquet) instead of stdout")
-    .requiredOption("--concat-dim <name>", "dimension to concatenate along (existing, or new)")
+    .requiredOption(
+      "--concat-dim <names>",
+      "dimension(s) to concatenate along (existing, or new), outermost first, comma-separated; the --coord-* options describe the first",
+      list,
+    )
     .option("--identical-dims <names>", "arrays to take once, checked identical (comma-separated)", list)
     .option("--coord-pattern <regex>", "values of a new dimension: first capture group of this regex on each input's url")
     .option("--coord-attribute <name>", "values of a new dimension: this root attribute of each input")
@@ -114,12 +118,13 @@ export function register(program: Command): void {
       const loaded: CombineInput[] = [];
       for (const url of inputs) loaded.push(await loadInput(url, options));
       const source = coordSource(options);
+      if (options.concatDim.length === 0) throw new CliError("--concat-dim: give a dimension name");
       const { resolver, close } = cliResolver(options);
       try {
         const { references, notes } = await combineReferencesWithNotes(loaded, {
-          concatDims: [options.concatDim],
+          concatDims: options.concatDim,
           identicalDims: options.identicalDims,
-          coords: source === undefined ? undefined : { [options.concatDim]: source },
+          coords: source === undefined ? undefined : { [options.concatDim[0]]: source },
           resolver,
         });
         for (const note of notes) process.stderr.write(`activestore: note: ${note}\n`);
