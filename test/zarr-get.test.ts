@@ -4,8 +4,14 @@
  * negative steps) over C- and F-order chunks,
  * edge chunks, every element size, and chunks never written (fill value).
  */
-import { describe, expect, test } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, test, vi } from "vitest";
 import * as zarr from "zarrita";
+import { ReferenceStore } from "../src/refs/reference-store.js";
+import { BufferPool } from "../src/stores/buffer-pool.js";
+import { LocalStore } from "../src/stores/local.js";
 import { copiesChunks, get } from "../src/zarr/get.js";
 
 type Sel = (number | zarr.Slice | null)[];
@@ -139,5 +145,63 @@ describe("get: zarrita's get with a faster chunk copy", () => {
     const arr = await zarr.open.v2(zarr.root({ get: async (k: string) => store.get(k) }).resolve("a"), { kind: "array" });
     const ours = await get(arr, null);
     expect(Array.from({ length: 5 }, (_, i) => (ours.data as zarr.BoolArray).get(i))).toEqual([true, false, false, true, true]);
+  });
+});
+
+describe("get: chunk reads of our stores share pooled buffers", () => {
+  const dir = mkdtempSync(join(tmpdir(), "zarr-get-pool-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const shape = [40, 30, 100];
+  const chunks = [10, 10, 100]; // 10,000 float64 = 80,000 bytes per chunk (pooled reads start at 64 KiB), 12 chunks
+  const values = Float64Array.from({ length: 40 * 30 * 100 }, (_, i) => Math.sin(i) * 1e6);
+  const zarray = JSON.stringify({ zarr_format: 2, shape, chunks, dtype: "<f8", order: "C", compressor: null, filters: null, fill_value: 0 });
+
+  /** Chunk (i, j, 0)'s bytes, C order. */
+  function chunkBytes(i: number, j: number): Uint8Array {
+    const out = new Float64Array(10_000);
+    for (let a = 0; a < 10; a++) {
+      for (let b = 0; b < 10; b++) {
+        const row = (i * 10 + a) * 30 + j * 10 + b;
+        out.set(values.subarray(row * 100, (row + 1) * 100), (a * 10 + b) * 100);
+      }
+    }
+    return new Uint8Array(out.buffer);
+  }
+  const keys: [string, Uint8Array][] = [];
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 3; j++) keys.push([`a/${i}.${j}.0`, chunkBytes(i, j)]);
+
+  test("a reference set over a local file: a few pooled blocks carry every chunk, values unchanged", async () => {
+    const store = new LocalStore(dir);
+    await store.set("all.bin", Buffer.concat(keys.map(([, b]) => b)));
+    const refs: Record<string, unknown> = { ".zgroup": JSON.stringify({ zarr_format: 2 }), "a/.zarray": zarray };
+    keys.forEach(([k], n) => (refs[k] = ["all.bin", n * 80_000, 80_000]));
+    // Blocks of at most two chunks, two requests in flight: reuse has to happen for this to be few.
+    const refStore = new ReferenceStore({ version: 1, refs } as never, { baseDir: dir, maxBlock: 160_000, concurrency: 2 });
+    const take = vi.spyOn(BufferPool.prototype, "take");
+    try {
+      const arr = await zarr.open.v2(zarr.root(refStore).resolve("a"), { kind: "array" });
+      const ours = await get(arr, null);
+      expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+      const pools = new Set(take.mock.contexts as BufferPool[]);
+      expect(pools.size).toBe(1);
+      const [pool] = pools;
+      expect(pool.stats.taken).toBeGreaterThanOrEqual(6);
+      expect(pool.stats.reused).toBeGreaterThanOrEqual(pool.stats.taken - 3);
+    } finally {
+      take.mockRestore();
+    }
+  });
+
+  test("a store that is not ours never sees a pool", async () => {
+    const store = new LocalStore(join(dir, "plain"));
+    await store.set("a/.zarray", new TextEncoder().encode(zarray));
+    for (const [k, b] of keys) await store.set(k, b);
+    const seen: unknown[] = [];
+    const wrapper = { get: (key: string, options?: unknown) => (seen.push(options), store.get(key)) };
+    const arr = await zarr.open.v2(zarr.root(wrapper).resolve("a"), { kind: "array" });
+    const ours = await get(arr, null);
+    expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+    expect(seen.length).toBeGreaterThan(12);
+    expect(seen.some((o) => typeof o === "object" && o !== null && "buffers" in o)).toBe(false);
   });
 });
