@@ -4,6 +4,7 @@ import { request } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import * as zarr from "zarrita";
 import { ConflictError, IntegrityError, InvalidKeyError, StoreError } from "../src/errors.js";
+import { BufferPool } from "../src/stores/buffer-pool.js";
 import { GcsStore, type GcsStoreOptions } from "../src/stores/gcs.js";
 import { ALL_FAULTS, describeFaults, startFaultProxy } from "./servers/fault-proxy.js";
 import { startGcsServer, type GcsFault, type GcsServer, type RequestRecord } from "./servers/gcs.js";
@@ -90,6 +91,20 @@ describe("GcsStore basics", () => {
     expect(parts).toEqual([data.subarray(0, 10), data.subarray(4000, 4020)]);
     const ranged = server.requests.filter((r) => r.headers.range);
     expect(ranged.every((r) => r.headers["accept-encoding"] === "gzip")).toBe(true);
+  });
+
+  it("range and whole reads with a buffer pool land in pooled buffers, given back and reused", async () => {
+    const store = open({ prefix: "pooled" });
+    const data = bytes(160_000, 11);
+    await store.set("p", data);
+    const pool = new BufferPool({ minSize: 1024 });
+    const part = await store.getRange("p", { offset: 5000, length: 150_000 }, { buffers: pool });
+    expect(pool.holds(part!)).toBe(true);
+    expect(Buffer.from(part!).equals(Buffer.from(data.subarray(5000, 155_000)))).toBe(true);
+    pool.give(part!);
+    const whole = await store.get("p", { buffers: pool }); // same size class: the same buffer
+    expect(whole!.buffer === part!.buffer).toBe(true); // not toBe: printing 160 KB buffers is slow
+    expect(Buffer.from(whole!).equals(Buffer.from(data))).toBe(true);
   });
 
   it("percent-encodes object names with reserved and non-ASCII characters", async () => {

@@ -7,6 +7,8 @@
 import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
 import { loadFailure, loadUndici, OnFirstUse } from "./deps-lazy.js";
+import type { BufferPool } from "./buffer-pool.js";
+import { BodyFailed, collectInto } from "./http-body.js";
 import { networkError, statusError } from "./http-errors.js";
 
 export type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
@@ -121,6 +123,22 @@ export class GcsTransport {
     } catch (error) {
       throw networkError(error, where, signal);
     }
+  }
+
+  /**
+   * A body of announced length, copied chunk by chunk into one buffer (from `buffers` when given)
+   * instead of gathered and joined. A body longer than announced is an IntegrityError; a shorter one
+   * comes back short, for the caller's Content-Length check to name.
+   */
+  async bytesOfLength(res: Response, length: number, where: Where, signal?: AbortSignal, buffers?: BufferPool): Promise<Uint8Array> {
+    let got: { data: Uint8Array; received: number };
+    try {
+      got = await collectInto(res.body, length, buffers);
+    } catch (error) {
+      throw networkError(error instanceof BodyFailed ? error.cause : error, where, signal);
+    }
+    if (got.received > length) throw new IntegrityError(`long body: more than the ${length} bytes Content-Length announced`, where);
+    return got.data;
   }
 
   async json(res: Response, where: Where, signal?: AbortSignal): Promise<Record<string, unknown>> {

@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { gunzip as gunzipCallback } from "node:zlib";
 import { IntegrityError, InvalidKeyError, StoreError } from "../errors.js";
 import type { Backend, BackendWriteOptions, ByteRange, Retrier, StoredObject } from "./backend.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { GcsTransport, encodePart, headerValue, queryString, type Response, type TokenSource, type Where } from "./gcs-http.js";
 import { CHUNK_QUANTUM, multipartUpload, resumableUpload } from "./gcs-upload.js";
 import { checkLength } from "./http-errors.js";
@@ -122,7 +123,7 @@ export class GcsBackend implements Backend {
     return { store: this.url, key, operation };
   }
 
-  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<StoredObject | undefined> {
+  async read(key: string, range: ByteRange | undefined, signal?: AbortSignal, buffers?: BufferPool): Promise<StoredObject | undefined> {
     const where = this.where(key, range ? "getRange" : "get");
     if (range && ("suffixLength" in range ? range.suffixLength === 0 : range.length === 0)) {
       // No valid Range header asks for zero bytes; the answer only depends on existence.
@@ -143,7 +144,10 @@ export class GcsBackend implements Backend {
     }
     if (res.statusCode !== 200 && res.statusCode !== 206) throw await this.http.failure(res, where);
 
-    let data = await this.http.bytes(res, where, signal);
+    const announced = Number(headerValue(res, "content-length"));
+    let data = Number.isSafeInteger(announced) && announced >= 0
+      ? await this.http.bytesOfLength(res, announced, where, signal, buffers)
+      : await this.http.bytes(res, where, signal);
     checkLength(data, res.headers["content-length"], where);
     let encoding = headerValue(res, "content-encoding");
     const stored = headerValue(res, "x-goog-stored-content-encoding");
