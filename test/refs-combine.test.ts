@@ -252,6 +252,17 @@ describe("combineReferences along several dimensions", () => {
     ).rejects.toThrow(/not form a full grid.*member=1: 3; member=2: 2|not form a full grid.*member=2: 2; member=1: 3/);
   });
 
+  it("groups by the instant a time names when each file has its own units (time as the outer dimension)", async () => {
+    const shifted = await inputsOf("shifted");
+    // The same three files as two members (the url carries the member).
+    const inputs = [1, 2].flatMap((m) => shifted.map((i) => ({ refs: i.refs, url: i.url!.replace("/shifted/", `/shifted/m${m}/`) })));
+    const member = { pattern: /\/m(\d+)\/v_\d\.nc$/, from: "url" } as const;
+    const timeFirst = await combineReferences(inputs, { concatDims: ["time", "member"], coords: { member } });
+    const memberFirst = await combineReferences(inputs, { concatDims: ["member", "time"], coords: { member } });
+    expect(JSON.parse(timeFirst.refs["v/.zarray"] as string).shape).toEqual([2, 12, 4]);
+    expect(timeFirst).toEqual(memberFirst);
+  });
+
   it("refuses a dimension named twice", async () => {
     await expect(combineReferences(daily.slice(0, 2), { concatDims: ["time", "time"] })).rejects.toThrow(/named twice/);
   });

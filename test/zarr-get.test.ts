@@ -192,6 +192,51 @@ describe("get: chunk reads of our stores share pooled buffers", () => {
     }
   });
 
+  test("zarrita's byte cache over our store never sees a pool: what it cached stays right", async () => {
+    const store = new LocalStore(join(dir, "cached"));
+    await store.set("a/.zarray", new TextEncoder().encode(zarray));
+    for (const [k, b] of keys) await store.set(k, b);
+    const cached = zarr.withByteCaching(store); // a Proxy over our store: instanceof still says LocalStore
+    const arr = await zarr.open.v2(zarr.root(cached).resolve("a"), { kind: "array" });
+    // One chunk at a time, so a pooled buffer given back would carry the next chunk (and overwrite
+    // the cache's copy of the one before).
+    const serial = () => {
+      const all: Promise<void>[] = [];
+      let last = Promise.resolve();
+      return { add: (fn: () => Promise<void>) => void all.push((last = last.then(fn))), onIdle: () => Promise.all(all) };
+    };
+    const ours = await get(arr, null, { createQueue: serial });
+    expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+    const again = await zarr.get(arr, null); // served from the cache
+    expect(Buffer.from((again.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+  });
+
+  test("an array extension caching chunks (a Proxy over zarrita's Array) never sees a pool", async () => {
+    const store = new LocalStore(join(dir, "chunk-cache"));
+    await store.set("a/.zarray", new TextEncoder().encode(zarray));
+    for (const [k, b] of keys) await store.set(k, b);
+    const withChunkCache = zarr.defineArrayExtension((array: zarr.Array<zarr.DataType, zarr.Readable>) => {
+      const cache = new Map<string, Promise<zarr.Chunk<zarr.DataType>>>();
+      return {
+        getChunk(coords: number[], options?: never, opts?: never) {
+          const k = coords.join(",");
+          if (!cache.has(k)) cache.set(k, array.getChunk(coords, options, opts));
+          return cache.get(k)!;
+        },
+      };
+    });
+    const arr = withChunkCache(await zarr.open.v2(zarr.root(store).resolve("a"), { kind: "array" }));
+    const serial = () => {
+      const all: Promise<void>[] = [];
+      let last = Promise.resolve();
+      return { add: (fn: () => Promise<void>) => void all.push((last = last.then(fn))), onIdle: () => Promise.all(all) };
+    };
+    const ours = await get(arr, null, { createQueue: serial });
+    expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+    const again = await zarr.get(arr, null); // every chunk from the extension's cache
+    expect(Buffer.from((again.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
+  });
+
   test("a store that is not ours never sees a pool", async () => {
     const store = new LocalStore(join(dir, "plain"));
     await store.set("a/.zarray", new TextEncoder().encode(zarray));

@@ -9,6 +9,7 @@
 import { ReferenceSetError } from "../errors.js";
 import { ArrayReader, inputCoordinates, type CoordSource, type CoordValue } from "./combine-coords.js";
 import { normaliseInputs, parseInput, type CombineInput, type ParsedInput } from "./combine-inputs.js";
+import { harmoniseUnits } from "./combine-time.js";
 import type { CombineOptions, CombineResult } from "./combine.js";
 import type { References } from "./types.js";
 
@@ -33,7 +34,10 @@ export async function combineNested(
     );
   }
   const reader = new ArrayReader({ resolver: options.resolver, baseDir: options.baseDir });
-  const coords = await inputCoordinates(given, outer, source, given.map((g) => lengthAlong(g, outer)), reader);
+  let coords = await inputCoordinates(given, outer, source, given.map((g) => lengthAlong(g, outer)), reader);
+  // Times in each file's own units group by the instant they name, as the single-dimension
+  // combination orders them (the values passed on stay the files' own).
+  if (source === "variable") coords = harmoniseUnits(given, outer, coords as number[][]);
 
   // Inputs with the same value(s) along the outer dimension form one group, in the order first seen.
   const groups = new Map<string, { value: CoordValue[]; members: number[] }>();

@@ -8,7 +8,7 @@ import type { Dispatcher, Pool } from "undici";
 import { ConflictError, IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
 import { loadFailure, loadUndici, OnFirstUse } from "./deps-lazy.js";
 import type { BufferPool } from "./buffer-pool.js";
-import { BodyFailed, collectInto } from "./http-body.js";
+import { BodyFailed, collectInto, discard } from "./http-body.js";
 import { networkError, statusError } from "./http-errors.js";
 
 export type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
@@ -135,6 +135,7 @@ export class GcsTransport {
     try {
       got = await collectInto(res.body, length, buffers);
     } catch (error) {
+      discard(res.body); // an allocation that failed left the body unread: free the connection
       throw networkError(error instanceof BodyFailed ? error.cause : error, where, signal);
     }
     if (got.received > length) throw new IntegrityError(`long body: more than the ${length} bytes Content-Length announced`, where);

@@ -5,6 +5,7 @@
  * reads, decoding and queue stay zarrita's: this passes its own setter to zarrita's generic get.
  * Data types whose chunks are not plain typed arrays (bool, strings, objects) go to zarrita's get.
  */
+import { types } from "node:util";
 import * as zarr from "zarrita";
 import type { Indices, Projection } from "zarrita";
 import { recycleDecoded } from "../codecs/pool.js";
@@ -61,10 +62,14 @@ export const copiesChunks = withSetter !== undefined;
  * Stores of ours that read into a caller's BufferPool and keep nothing they return: with them, the
  * chunk reads of one `get` share a few pooled blocks, each given back once its chunks are copied
  * into the output, instead of a fresh block per request (over HTTP, the page faults of 1.16 GB of
- * fresh blocks cost more than the copies into them). Any other store (a user's cache, say) never
- * sees a pool: a store that kept a pooled buffer would see it overwritten.
+ * fresh blocks cost more than the copies into them). Anything else never sees a pool: a cache that
+ * kept a pooled buffer would see it overwritten by the next read. zarrita's store and array
+ * extensions (withByteCaching, ...) are Proxies over our objects, which `instanceof` sees through,
+ * so a Proxy anywhere (the array or its store) means no pool.
  */
-function pooling(store: unknown): boolean {
+function pooling(arr: { store: unknown }): boolean {
+  const store = arr.store;
+  if (types.isProxy(arr) || types.isProxy(store)) return false;
   return store instanceof ReferenceStore || store instanceof ObjectStore;
 }
 
@@ -87,7 +92,7 @@ function withPool<A extends object>(arr: A, pool: BufferPool): A {
 /** zarrita's `get`, with chunks copied into the output by copy.ts. */
 export const get: ZarrGet = ((arr: zarr.Array<zarr.DataType, zarr.Readable>, selection = null, opts = {}) => {
   if (!withSetter || !PLAIN.has(arr.dtype)) return zarr.get(arr, selection, opts);
-  if (!pooling(arr.store)) return withSetter(arr, selection, opts, setter);
+  if (!pooling(arr)) return withSetter(arr, selection, opts, setter);
   const pool = new BufferPool();
   const giving: Setter = {
     ...setter,
