@@ -91,6 +91,33 @@ describe("in-thread reductions of raw local chunks", () => {
     }
   });
 
+  it("a set whose first chunk is local and the rest elsewhere reads the rest at the full concurrency", async () => {
+    // f8's references, every chunk but the first behind a store that answers slowly and counts the
+    // requests in flight (standing in for a remote target).
+    const store = new ReferenceStore(references);
+    const first = chunkKeys("f8").sort()[0];
+    let inFlight = 0;
+    let most = 0;
+    const remote = {
+      localRange: (key: string) => (key.endsWith(first) ? store.localRange(key) : Promise.resolve(null)),
+      async get(key: string, options?: object) {
+        if (key.endsWith("/.zarray") || key.endsWith("/.zattrs") || key.endsWith(first)) return store.get(key, options);
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return store.get(key, options);
+      },
+    };
+    const array = await zarr.open.v2(zarr.root(remote).resolve("f8"), { kind: "array" });
+    const mixed = await reduceArray(array, null, { moments: true });
+    const plain = await reduceArray(await zarr.open.v2(zarr.root(store).resolve("f8"), { kind: "array" }), null, { moments: true, buffers: false });
+    expect(chunkKeys("f8").length).toBeGreaterThan(8);
+    expect(most, "requests in flight for the chunks that are not local").toBeGreaterThan(3);
+    expect(Array.from(mixed.partials.sum as Float64Array)).toEqual(Array.from(plain.partials.sum as Float64Array));
+    expect(mixed.chunks).toBe(plain.chunks);
+  });
+
   it("a truncated file is a ReferenceSetError naming the chunk", async () => {
     const copy = join(dir, "truncated-raw.nc");
     copyFileSync(file, copy);

@@ -155,8 +155,9 @@ export async function reduceArray(
   // run more than `window` tasks ahead of the merge point, which bounds the blocks waiting.
   // Raw chunks of local files are read here, a few at a time unless the caller says (see direct.ts).
   const direct = DirectReader.for(array as ZarrArrayLike, layout, buffers);
-  const n = direct && options.concurrency === undefined ? Math.min(DIRECT_READS, workerCount(array, options)) : workerCount(array, options);
-  const window = 4 * n;
+  const full = workerCount(array, options);
+  const n = direct && options.concurrency === undefined ? Math.min(DIRECT_READS, full) : full;
+  let window = 4 * n;
   const pending = new Map<number, { task: ChunkTask; block: Partials }>();
   let issued = 0;
   let merged = 0;
@@ -183,7 +184,11 @@ export async function reduceArray(
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       const task = next.value;
-      const chunk = (await direct?.getChunk(task.coords, signal)) ?? (await array.getChunk(task.coords, readOptions));
+      const own = await direct?.getChunk(task.coords, signal);
+      // A chunk that is not a plain local range (elsewhere, inline, never written) goes to zarrita
+      // and its store: from then on the whole concurrency, since only local copies wanted few.
+      if (!own && started < full) grow();
+      const chunk = own ?? (await array.getChunk(task.coords, readOptions));
       if (failure !== undefined) return;
       signal?.throwIfAborted();
       checkDecodedChunk(chunk.data as NumericArray, chunk.shape, task.coords.join("."));
@@ -209,15 +214,25 @@ export async function reduceArray(
       advance();
     }
   };
-  try {
-    await Promise.all(
-      Array.from({ length: n }, () =>
-        worker().catch((error: unknown) => {
-          failure ??= { error }; // the first error wins
-          advance(); // release workers waiting on the window
-        }),
-      ),
+  const running: Promise<void>[] = [];
+  let started = 0;
+  const launch = () => {
+    started++;
+    running.push(
+      worker().catch((error: unknown) => {
+        failure ??= { error }; // the first error wins
+        advance(); // release workers waiting on the window
+      }),
     );
+  };
+  const grow = () => {
+    window = 4 * full;
+    while (started < full) launch();
+  };
+  try {
+    while (started < n) launch();
+    // Workers launched by `grow` are appended while earlier ones still run: await to the end.
+    for (let i = 0; i < running.length; i++) await running[i];
   } finally {
     await direct?.close();
   }
