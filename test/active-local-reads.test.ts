@@ -100,7 +100,7 @@ describe("in-thread reductions of raw local chunks", () => {
     let most = 0;
     const remote = {
       localRange: (key: string) => (key.endsWith(first) ? store.localRange(key) : Promise.resolve(null)),
-      async get(key: string, options?: object) {
+      async get(key: `/${string}`, options?: object) {
         if (key.endsWith("/.zarray") || key.endsWith("/.zattrs") || key.endsWith(first)) return store.get(key, options);
         inFlight++;
         most = Math.max(most, inFlight);
