@@ -1,6 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { gunzipSync } from "node:zlib";
@@ -362,6 +364,28 @@ describe("LocalStore with cached file handles", () => {
       process.off("warning", onWarning);
       expect(await openFds()).toBe(before);
       expect(warnings.filter((w) => /Closing (file descriptor|a FileHandle)/.test(w))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("one caller's signal over many requests", () => {
+  test("a batch of 40 concurrent reads with timeouts prints no listener-leak warning (a real node process)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "activestore-signal-"));
+    try {
+      for (let i = 0; i < 40; i++) await writeFile(join(dir, `k${i}`), `value ${i}`);
+      // dist/, which `npm test` builds first: the warning is Node's, printed by the process itself.
+      const local = pathToFileURL(join(import.meta.dirname, "..", "dist", "stores", "local.js")).href;
+      const script = `
+        const { LocalStore } = await import(${JSON.stringify(local)});
+        const store = new LocalStore(${JSON.stringify(dir)}, { timeoutMs: 10000 });
+        const signal = new AbortController().signal;
+        const got = await Promise.all(Array.from({ length: 40 }, (_, i) => store.get("k" + i, { signal })));
+        console.log(got.every((b, i) => new TextDecoder().decode(b) === "value " + i) ? "read" : "wrong");`;
+      const run = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+      expect(run.stdout.trim()).toBe("read");
+      expect(run.stderr).not.toMatch(/MaxListenersExceededWarning/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -18,6 +18,7 @@ import { groupForMultiRange } from "./multipart.js";
 import { compress, decompress, isCompression, isIdentityEncoding } from "./compression.js";
 import { isValidRange } from "./range.js";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry.js";
+import { onAbort } from "../util/abort.js";
 import type {
   Batch,
   BatchItem,
@@ -353,9 +354,10 @@ export class ObjectStore implements Store {
           controller.abort(new DOMException(`timed out after ${this.timeoutMs} ms`, "TimeoutError"));
         }, this.timeoutMs);
         timer.unref();
-        const onAbort = () => controller.abort(signal!.reason);
-        if (signal?.aborted) onAbort();
-        else signal?.addEventListener("abort", onAbort, { once: true });
+        const abort = () => controller.abort(signal!.reason);
+        let stop = () => undefined as void;
+        if (signal?.aborted) abort();
+        else stop = onAbort(signal, abort);
         try {
           return await request(controller.signal);
         } catch (error) {
@@ -371,7 +373,7 @@ export class ObjectStore implements Store {
           throw error;
         } finally {
           clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
+          stop();
         }
       },
       this.policy,

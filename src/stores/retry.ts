@@ -5,6 +5,7 @@
  */
 import pRetry from "p-retry";
 import { StoreError } from "../errors.js";
+import { allowManyListeners, onAbort } from "../util/abort.js";
 
 export interface RetryPolicy {
   /** Total attempts including the first. Default 7. */
@@ -30,14 +31,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      stop();
       resolve();
     }, ms);
-    const onAbort = () => {
+    const stop = onAbort(signal, () => {
       clearTimeout(timer);
       reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+    });
   });
 }
 
@@ -52,6 +52,7 @@ export async function withRetry<T>(
   stats?: RetryStats,
 ): Promise<T> {
   let attempts = 0;
+  allowManyListeners(signal); // p-retry listens to it too, once per operation in flight
   try {
     return await pRetry(
       async () => {

@@ -6,6 +6,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { IntegrityError, StoreError, type StoreErrorDetails } from "../errors.js";
+import { onAbort } from "../util/abort.js";
 import type { BufferPool } from "./buffer-pool.js";
 
 type Where = Pick<StoreErrorDetails, "store" | "key" | "operation">;
@@ -69,8 +70,7 @@ export async function readBody(body: BodyStream, where: Where, options: ReadBody
   const out = new Accumulator(expected, buffers);
   const hash: Hash | undefined = md5 ? createHash("md5") : undefined;
   // A stall after the headers would otherwise outlive the request's timeout.
-  const onAbort = () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const stop = onAbort(signal, () => body.destroy?.(signal?.reason instanceof Error ? signal.reason : new Error("aborted")));
   try {
     for await (const chunk of body) {
       if (expected !== undefined && out.length + chunk.length > expected) {
@@ -84,7 +84,7 @@ export async function readBody(body: BodyStream, where: Where, options: ReadBody
       hash?.update(chunk);
     }
   } finally {
-    signal?.removeEventListener("abort", onAbort);
+    stop();
   }
   signal?.throwIfAborted();
   if (expected !== undefined && out.length !== expected) {
