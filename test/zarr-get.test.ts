@@ -192,19 +192,22 @@ describe("get: chunk reads of our stores share pooled buffers", () => {
     }
   });
 
+  /**
+   * zarrita's chunk queue, one chunk at a time: a pooled buffer given back would carry the next
+   * chunk (and overwrite a cache's copy of the one before).
+   */
+  const serial = () => {
+    const all: Promise<void>[] = [];
+    let last = Promise.resolve();
+    return { add: (fn: () => Promise<void>) => void all.push((last = last.then(fn))), onIdle: () => Promise.all(all) };
+  };
+
   test("zarrita's byte cache over our store never sees a pool: what it cached stays right", async () => {
     const store = new LocalStore(join(dir, "cached"));
     await store.set("a/.zarray", new TextEncoder().encode(zarray));
     for (const [k, b] of keys) await store.set(k, b);
     const cached = zarr.withByteCaching(store); // a Proxy over our store: instanceof still says LocalStore
     const arr = await zarr.open.v2(zarr.root(cached).resolve("a"), { kind: "array" });
-    // One chunk at a time, so a pooled buffer given back would carry the next chunk (and overwrite
-    // the cache's copy of the one before).
-    const serial = () => {
-      const all: Promise<void>[] = [];
-      let last = Promise.resolve();
-      return { add: (fn: () => Promise<void>) => void all.push((last = last.then(fn))), onIdle: () => Promise.all(all) };
-    };
     const ours = await get(arr, null, { createQueue: serial });
     expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
     const again = await zarr.get(arr, null); // served from the cache
@@ -226,11 +229,6 @@ describe("get: chunk reads of our stores share pooled buffers", () => {
       };
     });
     const arr = withChunkCache(await zarr.open.v2(zarr.root(store).resolve("a"), { kind: "array" }));
-    const serial = () => {
-      const all: Promise<void>[] = [];
-      let last = Promise.resolve();
-      return { add: (fn: () => Promise<void>) => void all.push((last = last.then(fn))), onIdle: () => Promise.all(all) };
-    };
     const ours = await get(arr, null, { createQueue: serial });
     expect(Buffer.from((ours.data as Float64Array).buffer).equals(Buffer.from(values.buffer))).toBe(true);
     const again = await zarr.get(arr, null); // every chunk from the extension's cache
